@@ -1,0 +1,111 @@
+"""The `whisper-service` command: serve, worker, migrate, transcribe."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+import uvicorn
+
+from app.db.engine import create_engine
+from app.db.migrate import upgrade_to_head
+from app.main import create_app
+from app.settings import Settings, describe_error, get_settings
+from app.supervisor import WorkerSupervisor
+
+
+async def _migrate(settings: Settings) -> None:
+    engine = create_engine(settings.resolved_database_url)
+    try:
+        await upgrade_to_head(engine)
+    finally:
+        await engine.dispose()
+
+
+def cmd_migrate(settings: Settings, _: argparse.Namespace) -> int:
+    """Bring the schema to the newest revision."""
+    asyncio.run(_migrate(settings))
+    print("database schema is at head", file=sys.stderr)
+    return 0
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    """Migrate, start embedded workers, serve the API until interrupted."""
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    settings = settings.model_copy(update=overrides)
+    workers = settings.embedded_workers if args.workers is None else args.workers
+    asyncio.run(_migrate(settings))
+    supervisor = WorkerSupervisor(workers, grace_seconds=settings.shutdown_grace_seconds)
+    supervisor.start()
+    try:
+        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level.lower())
+    finally:
+        supervisor.stop()
+    return 0
+
+
+def cmd_worker(settings: Settings, _: argparse.Namespace) -> int:
+    """Run a worker in this process."""
+    from workers.main import run_worker  # worker-only: loads the model pool
+
+    asyncio.run(run_worker(settings))
+    return 0
+
+
+def cmd_transcribe(settings: Settings, args: argparse.Namespace) -> int:
+    """Transcribe local files with the same engine, writing subtitles next to them."""
+    from workers.local import transcribe_files  # worker-only: loads the model pool
+
+    return transcribe_files(
+        settings,
+        [Path(p) for p in args.files],
+        model=args.model or settings.default_model,
+        language=args.language,
+        task_type=args.task,
+        formats=args.formats.split(","),
+        output_dir=Path(args.output_dir) if args.output_dir else None,
+        word_timestamps=args.word_timestamps,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser."""
+    parser = argparse.ArgumentParser(prog="whisper-service", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the API (and embedded workers)")
+    serve.add_argument("--host", help="listen address (WHISPER_HOST)")
+    serve.add_argument("--port", type=int, help="listen port (WHISPER_PORT)")
+    serve.add_argument("--workers", type=int, help="embedded worker processes; 0 for an API-only node")
+    serve.set_defaults(func=cmd_serve)
+    sub.add_parser("worker", help="run a worker").set_defaults(func=cmd_worker)
+    sub.add_parser("migrate", help="bring the database schema to head").set_defaults(func=cmd_migrate)
+    tr = sub.add_parser("transcribe", help="transcribe local files")
+    tr.add_argument("files", nargs="+", help="audio or video files")
+    tr.add_argument("--model", help="model name (default WHISPER_DEFAULT_MODEL)")
+    tr.add_argument("--language", help="language code; default: detect")
+    tr.add_argument("--task", choices=["transcribe", "translate"], default="transcribe")
+    tr.add_argument("--formats", default="srt,vtt,txt,json", help="comma-separated: srt,vtt,txt,tsv,json")
+    tr.add_argument("--output-dir", help="where to write (default: next to each file)")
+    tr.add_argument("--word-timestamps", action="store_true", help="compute word timings")
+    tr.set_defaults(func=cmd_transcribe)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        settings = get_settings()
+    except Exception as exc:
+        print(f"whisper-service: {describe_error(exc)}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    code: int = args.func(settings, args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

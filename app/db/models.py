@@ -1,0 +1,106 @@
+"""ORM models: tasks, their media chunks and their results."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from app.db.types import Blob, LongJSON, LongText, UTCDateTime, utcnow
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Declarative base with deterministic constraint names (same on every database)."""
+
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Task(Base):
+    """One transcription job and its lifecycle."""
+
+    __tablename__ = "tasks"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    owner: Mapped[str | None] = mapped_column(String(64))
+    task_type: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    priority: Mapped[int] = mapped_column(SmallInteger)
+    model: Mapped[str] = mapped_column(String(255))
+    language: Mapped[str | None] = mapped_column(String(16))
+    options: Mapped[dict[str, Any]] = mapped_column(LongJSON)
+    source: Mapped[str] = mapped_column(String(16))
+    source_url: Mapped[str | None] = mapped_column(LongText)
+    source_meta: Mapped[dict[str, Any] | None] = mapped_column(LongJSON)
+    filename: Mapped[str | None] = mapped_column(String(255))
+    media_duration: Mapped[float | None] = mapped_column(Double)
+    media_bytes: Mapped[int | None] = mapped_column(Integer)
+    progress: Mapped[int] = mapped_column(SmallInteger, default=0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer)
+    run_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    lease_token: Mapped[str | None] = mapped_column(String(36))
+    lease_owner: Mapped[str | None] = mapped_column(String(255))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    callback_url: Mapped[str | None] = mapped_column(LongText)
+    error_type: Mapped[str | None] = mapped_column(String(64))
+    error_message: Mapped[str | None] = mapped_column(LongText)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    processing_seconds: Mapped[float | None] = mapped_column(Double)
+
+    __table_args__ = (
+        # The claim query: WHERE status='queued' AND run_at <= now ORDER BY priority, run_at, id.
+        Index("ix_tasks_claim", "status", "priority", "run_at", "id"),
+        # Listing newest first, per owner.
+        Index("ix_tasks_owner_created", "owner", "created_at", "id"),
+        Index("ix_tasks_created", "created_at", "id"),
+        # The reaper: running tasks whose lease expired.
+        Index("ix_tasks_lease", "status", "lease_expires_at"),
+        UniqueConstraint("owner", "idempotency_key", name="uq_tasks_owner_idempotency_key"),
+    )
+
+
+class MediaChunk(Base):
+    """A piece of a task's decoded audio (16 kHz mono Opus in Ogg), so any worker host can read it."""
+
+    __tablename__ = "media_chunks"
+
+    task_id: Mapped[str] = mapped_column(String(36), ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    data: Mapped[bytes] = mapped_column(Blob)
+
+
+class TaskResult(Base):
+    """The transcript of a completed task."""
+
+    __tablename__ = "task_results"
+
+    task_id: Mapped[str] = mapped_column(String(36), ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True)
+    text: Mapped[str] = mapped_column(LongText)
+    language: Mapped[str | None] = mapped_column(String(16))
+    language_probability: Mapped[float | None] = mapped_column(Double)
+    duration: Mapped[float] = mapped_column(Double)
+    segments: Mapped[list[dict[str, Any]]] = mapped_column(LongJSON)
+

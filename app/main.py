@@ -1,0 +1,54 @@
+"""The FastAPI application."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app.api.limits import BodySizeLimit
+from app.api.openapi import install_openapi
+from app.api.problems import install_problem_handlers
+from app.api.routes import health, tasks
+from app.db.engine import create_engine, session_factory
+from app.settings import Settings, get_settings
+
+DESCRIPTION = """
+Self-hosted speech-to-text. Submit audio or video to `/v1/tasks`; a worker transcribes it with faster-whisper;
+poll the task, then fetch the transcript or subtitles. Errors are `application/problem+json`.
+"""
+# Room for multipart boundaries and form fields on top of the file itself.
+MULTIPART_SLACK_BYTES = 1024 * 1024
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app; the database engine lives for the app's lifespan."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings.resolved_database_url)
+        app.state.sessions = session_factory(engine)
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(
+        title="whisper-service",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        openapi_tags=[
+            {"name": "tasks", "description": "Transcription tasks: create, follow, export."},
+            {"name": "health", "description": "Process health."},
+        ],
+    )
+    app.state.settings = settings
+    app.include_router(tasks.router)
+    app.include_router(health.router)
+    install_problem_handlers(app)
+    install_openapi(app)
+    app.add_middleware(BodySizeLimit, limit=settings.max_upload_bytes + MULTIPART_SLACK_BYTES)
+    return app

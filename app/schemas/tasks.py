@@ -1,0 +1,238 @@
+"""Task requests and responses."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from faster_whisper.tokenizer import _LANGUAGE_CODES
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from app.schemas.transcript import Transcript
+
+LANGUAGES = frozenset(_LANGUAGE_CODES)
+DEFAULT_PREPEND = "\"'“¿([{-"
+DEFAULT_APPEND = "\"'.。,，!！?？:：”)]}、"
+
+
+class TaskStatus(StrEnum):
+    """Where a task is in its life."""
+
+    queued = "queued"
+    running = "running"
+    completed = "completed"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+FINISHED = frozenset({TaskStatus.completed, TaskStatus.failed, TaskStatus.cancelled})
+
+
+class Priority(StrEnum):
+    """Queue priority; stored as 0, 1, 2 so that the claim query sorts on it."""
+
+    high = "high"
+    normal = "normal"
+    low = "low"
+
+    @property
+    def rank(self) -> int:
+        """0 for high, 1 for normal, 2 for low."""
+        return list(Priority).index(self)
+
+    @classmethod
+    def from_rank(cls, rank: int) -> Priority:
+        """The priority stored as `rank`."""
+        return list(Priority)[rank]
+
+
+class TaskType(StrEnum):
+    """Transcribe in the spoken language, or translate to English."""
+
+    transcribe = "transcribe"
+    translate = "translate"
+
+
+class VadParameters(BaseModel):
+    """Silero VAD parameters (faster-whisper's VadOptions)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    threshold: float = Field(0.5, ge=0, le=1, description="Speech probability threshold.", examples=[0.5])
+    neg_threshold: float | None = Field(None, ge=0, le=1, description="Silence threshold; default threshold-0.15.")
+    min_speech_duration_ms: int = Field(0, ge=0, description="Drop speech chunks shorter than this.")
+    max_speech_duration_s: float = Field(30.0, gt=0, description="Split speech chunks longer than this.")
+    min_silence_duration_ms: int = Field(2000, ge=0, description="Silence needed to end a speech chunk.")
+    speech_pad_ms: int = Field(400, ge=0, description="Padding added around each speech chunk.")
+
+
+def _comma_floats(value: object) -> object:
+    """Accept `0,0.2,0.4` (form fields, query strings) as a list of numbers."""
+    if isinstance(value, str) and "," in value:
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class DecodeOptions(BaseModel):
+    """faster-whisper decoding options; every one is optional and defaults as in faster-whisper."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    temperature: float | list[float] = Field(
+        [0.0, 0.2, 0.4, 0.6, 0.8, 1.0],
+        description="Sampling temperature, or a list tried in turn when decoding fails the thresholds.",
+        examples=[0.0, [0.0, 0.2, 0.4]],
+    )
+    beam_size: int = Field(5, ge=1, le=20, description="Beam width for beam search.", examples=[5])
+    best_of: int = Field(5, ge=1, le=20, description="Candidates sampled at non-zero temperature.", examples=[5])
+    patience: float = Field(1.0, gt=0, le=10, description="Beam search patience factor.", examples=[1.0])
+    compression_ratio_threshold: float | None = Field(
+        2.4, gt=0, description="Retry with a higher temperature when the text compresses more than this."
+    )
+    log_prob_threshold: float | None = Field(
+        -1.0, description="Retry with a higher temperature when the average log probability is below this."
+    )
+    no_speech_threshold: float | None = Field(
+        0.6, ge=0, le=1, description="Treat a window as silent above this no-speech probability."
+    )
+    condition_on_previous_text: bool = Field(
+        True, description="Feed the previous window's text as a prompt (sequential decoding only)."
+    )
+    initial_prompt: str | None = Field(
+        None, max_length=2000, description="Text to prime the first window: spelling, names, style.",
+        examples=["Glossary: CTranslate2, faster-whisper."],
+    )
+    hotwords: str | None = Field(None, max_length=1000, description="Words to bias recognition towards.")
+    word_timestamps: bool = Field(False, description="Compute per-word start/end/probability.")
+    prepend_punctuations: str = Field(DEFAULT_PREPEND, max_length=50, description="Merged with the next word.")
+    append_punctuations: str = Field(DEFAULT_APPEND, max_length=50, description="Merged with the previous word.")
+    clip_timestamps: list[float] | None = Field(
+        None,
+        max_length=2000,
+        description="Only transcribe these clips: start,end,start,end,... in seconds (a last start runs to the end).",
+        examples=[[0.0, 10.0, 20.0]],
+    )
+    hallucination_silence_threshold: float | None = Field(
+        None, gt=0, description="With word timestamps, skip silences longer than this (seconds) around hallucinations."
+    )
+    vad_filter: bool | None = Field(
+        None,
+        description="Drop non-speech with Silero VAD before decoding. Default: on for audio longer than 30 s.",
+    )
+    vad_parameters: VadParameters | None = Field(None, description="Tuning for the VAD.")
+
+    _floats = field_validator("temperature", "clip_timestamps", mode="before")(_comma_floats)
+
+    @field_validator("temperature")
+    @classmethod
+    def _temperature_range(cls, value: float | list[float]) -> float | list[float]:
+        values = value if isinstance(value, list) else [value]
+        if not values or any(not 0 <= t <= 1 for t in values):
+            raise ValueError("temperatures must lie between 0 and 1")
+        return value
+
+    @field_validator("clip_timestamps")
+    @classmethod
+    def _clips_ascending(cls, value: list[float] | None) -> list[float] | None:
+        if value is not None and (any(t < 0 for t in value) or value != sorted(value)):
+            raise ValueError("clip timestamps must be non-negative and ascending")
+        return value
+
+    @field_validator("vad_parameters", mode="before")
+    @classmethod
+    def _vad_json(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                return json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"vad_parameters must be a JSON object: {exc.msg}") from exc
+        return value
+
+
+class TaskCreate(DecodeOptions):
+    """Everything a task request may carry besides the media itself."""
+
+    task_type: TaskType = Field(TaskType.transcribe, description="`translate` produces English text.")
+    priority: Priority = Field(Priority.normal, description="Queue priority.")
+    model: str | None = Field(None, max_length=255, description="Model name; default: the server's.", examples=["base"])
+    language: str | None = Field(
+        None, description="Spoken language code, or `auto`/empty to detect.", examples=["en", "auto"]
+    )
+    callback_url: Annotated[str, Field(max_length=2048)] | None = Field(
+        None, description="URL notified when the task finishes.", examples=["https://example.com/hooks/whisper"]
+    )
+    file_url: Annotated[str, Field(max_length=2048)] | None = Field(
+        None, description="Fetch the media from this http(s) URL instead of an upload.",
+        examples=["https://example.com/talk.mp3"],
+    )
+
+    @field_validator("language", mode="before")
+    @classmethod
+    def _language_code(cls, value: object) -> object:
+        if value in (None, "", "auto"):
+            return None
+        if not isinstance(value, str) or value.lower() not in LANGUAGES:
+            raise ValueError("unknown language code; use a code such as en, zh, fr, es, or auto")
+        return value.lower()
+
+    @field_validator("callback_url", "file_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an absolute http:// or https:// URL")
+        return value
+
+    def decode_options(self) -> dict[str, Any]:
+        """The decoding options as stored on the task (only those that differ from the defaults)."""
+        return self.model_dump(include=set(DecodeOptions.model_fields), exclude_unset=True, mode="json")
+
+
+class TaskError(BaseModel):
+    """Why a task failed."""
+
+    type: str = Field(description="Error class.", examples=["UnreadableMedia"])
+    message: str = Field(description="What went wrong.")
+
+
+class TaskSummary(BaseModel):
+    """A task as listed."""
+
+    id: str = Field(description="Task id.", examples=["6f1c2a9e-3d7b-4a53-9a51-0b7f3f6f2c11"])
+    status: TaskStatus
+    task_type: TaskType
+    priority: Priority
+    model: str
+    language: str | None = Field(description="Requested language, or the detected one once completed.")
+    progress: int = Field(ge=0, le=100, description="Percent of the audio processed.")
+    source: Literal["upload", "url", "platform"]
+    filename: str | None
+    source_url: str | None
+    duration: float | None = Field(description="Audio duration in seconds, once known.")
+    attempts: int
+    error: TaskError | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    processing_seconds: float | None = Field(description="Wall time the worker spent, in seconds.")
+
+
+class TaskDetail(TaskSummary):
+    """A task with its options and, once completed, its result."""
+
+    options: dict[str, Any] = Field(description="Decoding options given at creation.")
+    callback_url: str | None
+    result: Transcript | None = Field(None, description="The transcript, once completed.")
+
+
+class TaskPage(BaseModel):
+    """One page of a task listing."""
+
+    items: list[TaskSummary]
+    total: int = Field(description="Tasks matching the filters, over all pages.")
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")

@@ -1,0 +1,171 @@
+"""Media intake: stream uploads to disk, probe and decode with PyAV, store 16 kHz mono Opus in chunks."""
+
+from __future__ import annotations
+
+import io
+import tempfile
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import av.error
+import numpy as np
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.models import MediaChunk
+from app.errors import AudioTooLong, EmptyUpload, NoAudioStream, UnreadableMedia, UnsupportedMedia, UploadTooLarge
+
+SAMPLE_RATE = 16_000
+CHUNK_BYTES = 1024 * 1024
+# Demuxers we open. Anything else (HLS/DASH playlists, concat lists, image sequences...) could make FFmpeg read
+# other files or URLs, so it is refused before a byte of it is interpreted.
+DEMUXERS = (
+    "aac", "aiff", "amr", "asf", "au", "avi", "caf", "flac", "flv", "matroska", "webm", "mov", "mp4", "m4a",
+    "3gp", "mp3", "mpeg", "mpegts", "ogg", "wav", "w64", "wv", "ape", "mp2", "ac3", "eac3", "dts", "tta",
+)
+# Decoded audio shorter than this share of the declared duration means the file was cut off.
+TRUNCATION_RATIO = 0.9
+
+
+@dataclass(frozen=True)
+class DecodedMedia:
+    """A media file decoded to 16 kHz mono and re-encoded as Opus in Ogg."""
+
+    path: Path
+    duration: float
+    size: int
+    container: str
+
+
+async def spool_to_file(chunks: AsyncIterator[bytes], *, limit: int, directory: Path | None = None) -> Path:
+    """Write a byte stream to a temporary file, refusing it as soon as it passes `limit` bytes."""
+    file = tempfile.NamedTemporaryFile(prefix="upload-", dir=directory, delete=False)  # noqa: SIM115
+    path = Path(file.name)
+    size = 0
+    try:
+        with file:
+            async for chunk in chunks:
+                size += len(chunk)
+                if size > limit:
+                    raise UploadTooLarge(f"The upload is larger than the limit of {limit} bytes.")
+                file.write(chunk)
+        if size == 0:
+            raise EmptyUpload()
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def decode_to_opus(source: Path, *, max_seconds: float, bitrate: int, directory: Path | None = None) -> DecodedMedia:
+    """Decode the first audio stream of `source` to 16 kHz mono Opus; validate format, length and integrity."""
+    if source.stat().st_size == 0:
+        raise EmptyUpload()
+    output = Path(tempfile.mkstemp(prefix="audio-", suffix=".ogg", dir=directory)[1])
+    try:
+        decoded, container_name = _transcode(source, output, max_seconds=max_seconds, bitrate=bitrate)
+    except BaseException:
+        output.unlink(missing_ok=True)
+        raise
+    return DecodedMedia(output, decoded, output.stat().st_size, container_name)
+
+
+def _open_input(source: Path) -> av.container.InputContainer:
+    try:
+        return av.open(
+            str(source),
+            options={"format_whitelist": ",".join(DEMUXERS), "protocol_whitelist": "file"},
+            metadata_errors="ignore",
+        )
+    except (av.error.InvalidDataError, av.error.PermissionError, av.error.ValueError) as exc:
+        raise UnsupportedMedia(
+            "The file is not audio or video in a supported format "
+            "(mp3, wav, ogg/opus, flac, m4a/aac, mp4, webm, mkv and similar)."
+        ) from exc
+    except av.error.FFmpegError as exc:
+        raise UnreadableMedia(f"The media file could not be opened: {exc.strerror}.") from exc
+
+
+def _transcode(source: Path, output: Path, *, max_seconds: float, bitrate: int) -> tuple[float, str]:
+    with _open_input(source) as container:
+        if not container.streams.audio:
+            raise NoAudioStream("The media file has no audio stream: send a file with sound.")
+        stream = container.streams.audio[0]
+        declared = _declared_seconds(container, stream)
+        if declared is not None and declared > max_seconds:
+            raise AudioTooLong(f"The audio lasts {declared:.0f} s; this server accepts at most {max_seconds:.0f} s.")
+        max_samples = int(max_seconds * SAMPLE_RATE)
+        samples = 0
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
+        with av.open(str(output), "w", format="ogg") as sink:
+            encoder = sink.add_stream("libopus", rate=SAMPLE_RATE, layout="mono")
+            encoder.bit_rate = bitrate
+            try:
+                for frame in container.decode(stream):
+                    for piece in resampler.resample(frame):
+                        samples += piece.samples
+                        if samples > max_samples:
+                            raise AudioTooLong(f"The audio is longer than this server's limit of {max_seconds:.0f} s.")
+                        sink.mux(encoder.encode(piece))
+            except av.error.FFmpegError as exc:
+                raise UnreadableMedia(f"The media file is damaged and could not be decoded: {exc.strerror}.") from exc
+            for piece in resampler.resample(None):
+                samples += piece.samples
+                sink.mux(encoder.encode(piece))
+            sink.mux(encoder.encode(None))
+        container_name = container.format.name
+    seconds = samples / SAMPLE_RATE
+    if samples == 0:
+        raise UnreadableMedia("The media file holds no decodable audio.")
+    if declared is not None and declared > 1.0 and seconds < declared * TRUNCATION_RATIO:
+        raise UnreadableMedia(
+            f"The media file is truncated: it declares {declared:.1f} s of audio but only {seconds:.1f} s decode."
+        )
+    return seconds, container_name
+
+
+def _declared_seconds(container: av.container.InputContainer, stream: av.AudioStream) -> float | None:
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return container.duration / av.time_base
+    return None
+
+
+def decode_pcm(data: bytes) -> np.ndarray:
+    """Decode stored Opus audio to float32 samples at 16 kHz, as faster-whisper takes them."""
+    pieces: list[np.ndarray] = []
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+    with av.open(io.BytesIO(data), format="ogg") as container:
+        for frame in container.decode(audio=0):
+            pieces.extend(piece.to_ndarray().reshape(-1) for piece in resampler.resample(frame))
+    pieces.extend(piece.to_ndarray().reshape(-1) for piece in resampler.resample(None))
+    return np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
+
+
+async def store_media(*, session: AsyncSession, task_id: str, path: Path) -> None:
+    """Write the encoded audio into `media_chunks` rows (part of the caller's transaction)."""
+    with path.open("rb") as file:
+        seq = 0
+        while chunk := file.read(CHUNK_BYTES):
+            session.add(MediaChunk(task_id=task_id, seq=seq, data=chunk))
+            seq += 1
+            await session.flush()
+
+
+async def load_media(*, session: AsyncSession, task_id: str) -> bytes:
+    """Read a task's encoded audio back from its chunks."""
+    rows = await session.scalars(select(MediaChunk.data).where(MediaChunk.task_id == task_id).order_by(MediaChunk.seq))
+    return b"".join(rows)
+
+
+async def delete_media(*, session: AsyncSession, task_id: str) -> None:
+    """Remove a task's stored audio."""
+    await session.execute(delete(MediaChunk).where(MediaChunk.task_id == task_id))
+
+
+async def has_media(*, session: AsyncSession, task_id: str) -> bool:
+    """Whether audio is stored for the task."""
+    return await session.scalar(select(MediaChunk.seq).where(MediaChunk.task_id == task_id).limit(1)) is not None

@@ -1,0 +1,204 @@
+"""Task lifecycle as the API sees it: create, read, list, cancel, delete."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Select, delete, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.models import Task, TaskResult
+from app.db.types import utcnow
+from app.errors import InvalidInput, TaskAlreadyFinished, TaskNotFinished, TaskNotFound
+from app.schemas.tasks import FINISHED, Priority, TaskCreate, TaskStatus, TaskType
+from app.schemas.transcript import Transcript
+from app.services import media
+from app.services.catalog import check_model
+from app.services.media import DecodedMedia
+from app.settings import Settings
+
+
+async def create_task(
+    *,
+    session: AsyncSession,
+    task_in: TaskCreate,
+    owner: str | None,
+    settings: Settings,
+    audio: DecodedMedia | None = None,
+    filename: str | None = None,
+) -> Task:
+    """Queue a task for uploaded audio or for `task_in.file_url`; commits."""
+    if (audio is None) == (task_in.file_url is None):
+        raise InvalidInput("Give either an upload or file_url, not both.", field="file_url")
+    model = task_in.model or settings.default_model
+    language = task_in.language or settings.default_language
+    check_model(model=model, task_type=task_in.task_type, language=language, extra=settings.extra_models)
+    now = utcnow()
+    task = Task(
+        id=str(uuid.uuid4()),
+        owner=owner,
+        task_type=task_in.task_type.value,
+        status=TaskStatus.queued.value,
+        priority=task_in.priority.rank,
+        model=model,
+        language=language,
+        options=task_in.decode_options(),
+        source="upload" if audio else "url",
+        source_url=task_in.file_url,
+        filename=_clean_filename(filename),
+        media_duration=audio.duration if audio else None,
+        media_bytes=audio.size if audio else None,
+        progress=0,
+        attempts=0,
+        max_attempts=settings.max_attempts,
+        run_at=now,
+        cancel_requested=False,
+        callback_url=task_in.callback_url,
+        created_at=now,
+    )
+    session.add(task)
+    await session.flush()
+    if audio:
+        await media.store_media(session=session, task_id=task.id, path=audio.path)
+    await session.commit()
+    return task
+
+
+def _clean_filename(name: str | None) -> str | None:
+    if not name:
+        return None
+    return name.replace("\\", "/").rsplit("/", 1)[-1][:255] or None
+
+
+async def get_task(*, session: AsyncSession, task_id: str, owner: str | None) -> Task:
+    """The task, if it exists and `owner` may see it (None sees all)."""
+    task = await session.get(Task, task_id, populate_existing=True)
+    if task is None or (owner is not None and task.owner != owner):
+        raise TaskNotFound(f"No task with id {task_id!r}.")
+    return task
+
+
+async def get_result(*, session: AsyncSession, task: Task) -> Transcript:
+    """The transcript of a completed task."""
+    if task.status != TaskStatus.completed:
+        raise TaskNotFinished(f"Task {task.id} is {task.status}; a result exists once it is completed.")
+    row = await session.get(TaskResult, task.id)
+    if row is None:  # deleted between the two reads
+        raise TaskNotFound(f"No task with id {task.id!r}.")
+    return transcript_of(row)
+
+
+def transcript_of(row: TaskResult) -> Transcript:
+    """The API model of a stored result."""
+    return Transcript(
+        text=row.text,
+        language=row.language,
+        language_probability=row.language_probability,
+        duration=row.duration,
+        segments=row.segments,  # type: ignore[arg-type]  # validated from stored dicts
+    )
+
+
+@dataclass(frozen=True)
+class TaskFilters:
+    """Filters for listing tasks."""
+
+    status: TaskStatus | None = None
+    priority: Priority | None = None
+    task_type: TaskType | None = None
+    language: str | None = None
+    model: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    has_error: bool | None = None
+
+    def apply(self, query: Select[tuple[Task]]) -> Select[tuple[Task]]:
+        """Add the WHERE clauses."""
+        if self.status:
+            query = query.where(Task.status == self.status.value)
+        if self.priority:
+            query = query.where(Task.priority == self.priority.rank)
+        if self.task_type:
+            query = query.where(Task.task_type == self.task_type.value)
+        if self.language:
+            query = query.where(Task.language == self.language)
+        if self.model:
+            query = query.where(Task.model == self.model)
+        if self.created_after:
+            query = query.where(Task.created_at >= self.created_after)
+        if self.created_before:
+            query = query.where(Task.created_at < self.created_before)
+        if self.has_error is not None:
+            query = query.where(Task.error_type.is_not(None) if self.has_error else Task.error_type.is_(None))
+        return query
+
+
+@dataclass(frozen=True)
+class TaskPageResult:
+    """A page of tasks."""
+
+    items: list[Task]
+    total: int
+    next_cursor: str | None
+
+
+async def list_tasks(
+    *, session: AsyncSession, owner: str | None, filters: TaskFilters, limit: int, cursor: str | None
+) -> TaskPageResult:
+    """Tasks newest first, with keyset pagination."""
+    query = filters.apply(select(Task))
+    if owner is not None:
+        query = query.where(Task.owner == owner)
+    total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    if cursor:
+        created_at, task_id = _decode_cursor(cursor)
+        query = query.where(
+            or_(Task.created_at < created_at, (Task.created_at == created_at) & (Task.id < task_id))
+        )
+    rows = list(await session.scalars(query.order_by(Task.created_at.desc(), Task.id.desc()).limit(limit + 1)))
+    next_cursor = _encode_cursor(rows[limit - 1]) if len(rows) > limit else None
+    return TaskPageResult(rows[:limit], total, next_cursor)
+
+
+def _encode_cursor(task: Task) -> str:
+    raw = json.dumps([task.created_at.isoformat(), task.id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created, task_id = json.loads(raw)
+        return datetime.fromisoformat(created), str(task_id)
+    except (binascii.Error, ValueError, TypeError) as exc:
+        raise InvalidInput("The cursor is not valid; pass next_cursor from a previous page.", field="cursor") from exc
+
+
+async def cancel_task(*, session: AsyncSession, task_id: str, owner: str | None) -> Task:
+    """Cancel a queued task at once, or ask a running one to stop at its next heartbeat; commits."""
+    task = await get_task(session=session, task_id=task_id, owner=owner)
+    if task.status in FINISHED:
+        raise TaskAlreadyFinished(f"Task {task.id} is already {task.status}.")
+    if task.status == TaskStatus.queued:
+        task.status = TaskStatus.cancelled.value
+        task.finished_at = utcnow()
+        task.lease_token = None
+        await media.delete_media(session=session, task_id=task.id)
+    else:
+        task.cancel_requested = True
+    await session.commit()
+    return task
+
+
+async def delete_task(*, session: AsyncSession, task_id: str, owner: str | None) -> None:
+    """Remove a task with its media and result; a running task loses its lease and stops; commits."""
+    task = await get_task(session=session, task_id=task_id, owner=owner)
+    await media.delete_media(session=session, task_id=task.id)
+    await session.execute(delete(TaskResult).where(TaskResult.task_id == task.id))
+    await session.delete(task)
+    await session.commit()

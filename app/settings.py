@@ -1,0 +1,129 @@
+"""Service configuration, read once from `WHISPER_*` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+Device = Literal["auto", "cpu", "cuda"]
+ComputeType = Literal[
+    "auto", "default", "int8", "int8_float16", "int8_float32", "int8_bfloat16", "int16", "float16", "bfloat16",
+    "float32",
+]
+
+
+def _split_csv(value: object) -> object:
+    """Accept `a,b,c` from an environment variable as a list."""
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Every setting has a `WHISPER_` environment variable of the same name in upper case."""
+
+    model_config = SettingsConfigDict(env_prefix="WHISPER_", extra="ignore", validate_default=True)
+
+    data_dir: Path = Field(Path("data"), description="Directory for the SQLite database, model cache and temp files.")
+    database_url: str = Field(
+        "",
+        description="SQLAlchemy async URL: `sqlite+aiosqlite:///path.db` or `mysql+asyncmy://user:pw@host/db`. "
+        "Default: a SQLite file `whisper.db` under the data directory.",
+    )
+    default_model: str = Field(
+        "base",
+        validation_alias=AliasChoices("WHISPER_DEFAULT_MODEL", "MODEL_SIZE"),
+        description="Model used when a request names none (`base` and `tiny.en` are bundled).",
+    )
+    default_language: str | None = Field(
+        None,
+        validation_alias=AliasChoices("WHISPER_DEFAULT_LANGUAGE", "LANGUAGE"),
+        description="Language used when a request names none; empty means detect.",
+    )
+    extra_models: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated model names or directories allowed besides the bundled and hub names.",
+    )
+    device: Device = Field("auto", description="`auto` picks CUDA when CTranslate2 sees a GPU, else CPU.")
+    device_index: Annotated[list[int], NoDecode] = Field(
+        default_factory=lambda: [0], description="GPU indexes one model is spread over, e.g. `0,1`."
+    )
+    compute_type: ComputeType = Field("auto", description="`auto`: int8 on CPU, float16 on CUDA.")
+    cpu_threads: int = Field(0, ge=0, description="CTranslate2 threads per model on CPU; 0 lets it choose.")
+    batch_size: int = Field(8, ge=1, le=128, description="Windows decoded together by the batched pipeline.")
+    host: str = Field("127.0.0.1", description="Address `serve` listens on.")
+    port: int = Field(8000, ge=1, le=65535, description="Port `serve` listens on.")
+    api_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Comma-separated `key` or `name:key` items (used from issue 4 on)."
+    )
+    access_token: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("WHISPER_ACCESS_TOKEN", "ACCESS_TOKEN"), description="Seed-style key."
+    )
+    max_upload_bytes: int = Field(
+        1024**3, ge=1024, description="Largest accepted upload or raw body, in bytes (413 past it)."
+    )
+    max_audio_seconds: float = Field(
+        4 * 3600, gt=0, description="Longest accepted audio after decoding, in seconds (422 past it)."
+    )
+    media_bitrate: int = Field(
+        32_000, ge=6_000, le=256_000, description="Opus bit rate for the 16 kHz mono copy stored in the database."
+    )
+    worker_concurrency: int = Field(1, ge=1, le=64, description="Tasks one worker process runs at once.")
+    embedded_workers: int = Field(1, ge=0, le=64, description="Worker processes `serve` starts beside the API.")
+    lease_seconds: float = Field(60.0, gt=1, description="How long a claim lasts without a heartbeat.")
+    heartbeat_seconds: float = Field(15.0, gt=0, description="How often a running task extends its lease.")
+    poll_seconds: float = Field(0.5, gt=0, description="How often an idle worker looks for queued tasks.")
+    shutdown_grace_seconds: float = Field(
+        30.0, ge=0, description="On SIGTERM, how long running tasks may finish before they are given back."
+    )
+    max_attempts: int = Field(3, ge=1, le=100, description="Runs a task may start before it is failed.")
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Outbound allowlist: hosts or CIDR ranges that may be non-global."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
+
+    _split = field_validator("extra_models", "device_index", "api_keys", "allowed_hosts", mode="before")(
+        _split_csv
+    )
+
+    @field_validator("default_language", mode="before")
+    @classmethod
+    def _empty_language_is_auto(cls, value: object) -> object:
+        return None if value in ("", "auto") else value
+
+    @model_validator(mode="after")
+    def _check_heartbeat(self) -> Settings:
+        if self.heartbeat_seconds * 2 > self.lease_seconds:
+            raise ValueError("WHISPER_HEARTBEAT_SECONDS must be at most half of WHISPER_LEASE_SECONDS")
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to a SQLite file in the data directory."""
+        return self.database_url or f"sqlite+aiosqlite:///{(self.data_dir / 'whisper.db').resolve()}"
+
+    @property
+    def model_dir(self) -> Path:
+        """Where bundled models are assembled."""
+        return self.data_dir / "models"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings; invalid values raise with the variable named."""
+    return Settings()
+
+
+def describe_error(exc: Exception) -> str:
+    """Turn a settings validation error into lines naming the environment variables."""
+    if not isinstance(exc, ValidationError):
+        return str(exc)
+    lines = []
+    for err in exc.errors():
+        name = "WHISPER_" + "_".join(str(p) for p in err["loc"]).upper() if err["loc"] else "configuration"
+        lines.append(f"{name}: {err['msg']} (got {err.get('input')!r})")
+    return "invalid configuration:\n  " + "\n  ".join(lines)

@@ -1,0 +1,1 @@
+"""Worker processes: the claim loop, the model pool and the transcription engine."""

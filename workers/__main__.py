@@ -1,0 +1,5 @@
+"""`python -m workers` runs a worker process."""
+
+from workers.main import main
+
+main()

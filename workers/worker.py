@@ -1,0 +1,248 @@
+"""The worker: claim tasks, run them with a heartbeat, record the outcome under the lease."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.db.models import Task
+from app.errors import AppError, LeaseLost, TaskCancelled
+from app.schemas.tasks import DecodeOptions, TaskStatus, TaskType
+from app.services import media, queue
+from app.services.queue import Lease
+from app.settings import Settings
+from crawlers.direct import download
+from workers.engine import TranscriptionEngine, TranscriptionInterrupted, TranscriptionRequest
+
+log = logging.getLogger(__name__)
+
+PROGRESS_SECONDS = 1.0
+"""How often progress is written while a task runs."""
+REAP_SECONDS = 5.0
+"""How often each worker looks for expired leases."""
+
+
+def new_worker_id() -> str:
+    """host:pid:random, unique across restarts."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+@dataclass
+class _Run:
+    """Shared between the event loop and the engine thread for one task."""
+
+    lease: Lease
+    duration: float | None
+    stop: threading.Event = field(default_factory=threading.Event)
+    stop_reason: type[Exception] | None = None
+    seconds_done: float = 0.0
+
+    def interrupt(self, reason: type[Exception]) -> None:
+        self.stop_reason = self.stop_reason or reason
+        self.stop.set()
+
+    def progress(self) -> int:
+        if not self.duration:
+            return 0
+        return min(99, int(100 * self.seconds_done / self.duration))
+
+
+class _Shutdown(Exception):
+    """The worker is stopping and gives the task back."""
+
+
+class Worker:
+    """Runs up to `settings.worker_concurrency` tasks at once until told to stop."""
+
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        engine: TranscriptionEngine,
+        settings: Settings,
+        worker_id: str | None = None,
+    ) -> None:
+        self.sessions = sessions
+        self.engine = engine
+        self.settings = settings
+        self.worker_id = worker_id or new_worker_id()
+        self._runs: dict[str, _Run] = {}
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Claim and execute tasks until `stop` is set; then finish within the grace period or give tasks back."""
+        log.info("worker %s started (concurrency %d)", self.worker_id, self.settings.worker_concurrency)
+        reaper = asyncio.create_task(self._reap_forever(stop))
+        running: set[asyncio.Task[None]] = set()
+        stop_waiter = asyncio.create_task(stop.wait())
+        try:
+            while not stop.is_set():
+                free = self.settings.worker_concurrency - len(running)
+                claimed = await self._claim(free) if free > 0 else []
+                for task in claimed:
+                    running.add(asyncio.create_task(self._execute(task)))
+                if claimed and len(running) < self.settings.worker_concurrency:
+                    continue  # more may be waiting
+                done, _ = await asyncio.wait(
+                    [*running, stop_waiter], timeout=self.settings.poll_seconds, return_when=asyncio.FIRST_COMPLETED
+                )
+                running -= done
+        finally:
+            stop_waiter.cancel()
+            reaper.cancel()
+            if running:
+                _, pending = await asyncio.wait(running, timeout=self.settings.shutdown_grace_seconds)
+                for run in self._runs.values():
+                    run.interrupt(_Shutdown)
+                if pending:
+                    await asyncio.wait(pending)
+            log.info("worker %s stopped", self.worker_id)
+
+    async def _claim(self, limit: int) -> list[Task]:
+        try:
+            async with self.sessions() as session:
+                return await queue.claim(
+                    session=session, worker_id=self.worker_id, lease_seconds=self.settings.lease_seconds, limit=limit
+                )
+        except Exception:
+            log.exception("claiming tasks failed; retrying")
+            return []
+
+    async def _reap_forever(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                async with self.sessions() as session:
+                    if count := await queue.reap_expired(session=session):
+                        log.warning("requeued or failed %d tasks whose lease expired", count)
+            except Exception:
+                log.exception("reaping expired leases failed")
+            await asyncio.sleep(REAP_SECONDS)
+
+    async def _execute(self, task: Task) -> None:
+        assert task.lease_token is not None
+        run = _Run(Lease(task.id, task.lease_token), task.media_duration)
+        self._runs[task.id] = run
+        started = time.monotonic()
+        reporter = asyncio.create_task(self._report(run))
+        log.info("task %s: started (attempt %d, model %s)", task.id, task.attempts, task.model)
+        try:
+            audio = await self._load_audio(task, run)
+            run.duration = len(audio) / media.SAMPLE_RATE
+            request = TranscriptionRequest(
+                model=task.model,
+                task_type=TaskType(task.task_type),
+                language=task.language,
+                options=DecodeOptions.model_validate(task.options),
+            )
+            transcript = await asyncio.to_thread(
+                self.engine.transcribe,
+                audio,
+                request,
+                on_progress=lambda seconds: setattr(run, "seconds_done", seconds),
+                should_stop=run.stop.is_set,
+            )
+            if run.stop.is_set():
+                raise TranscriptionInterrupted()
+            async with self.sessions() as session:
+                done = await queue.complete(
+                    session=session, lease=run.lease, transcript=transcript, processing_seconds=time.monotonic() - started
+                )
+            log.info("task %s: %s", task.id, "completed" if done else "finished, but the lease was lost")
+        except TranscriptionInterrupted:
+            await self._interrupted(run, time.monotonic() - started)
+        except AppError as exc:
+            await self._fail(run, exc.type_name, exc.detail, time.monotonic() - started)
+        except Exception as exc:
+            log.exception("task %s: failed", task.id)
+            await self._fail(run, type(exc).__name__, str(exc) or type(exc).__name__, time.monotonic() - started)
+        finally:
+            reporter.cancel()
+            self._runs.pop(task.id, None)
+
+    async def _interrupted(self, run: _Run, elapsed: float) -> None:
+        async with self.sessions() as session:
+            if run.stop_reason is TaskCancelled:
+                await queue.finish_unsuccessfully(
+                    session=session, lease=run.lease, status=TaskStatus.cancelled, error_type=None, message=None,
+                    processing_seconds=elapsed,
+                )
+                log.info("task %s: cancelled", run.lease.task_id)
+            elif run.stop_reason is _Shutdown:
+                await queue.release(session=session, lease=run.lease)
+                log.info("task %s: given back to the queue (shutdown)", run.lease.task_id)
+            else:
+                log.warning("task %s: stopped, lease lost", run.lease.task_id)
+
+    async def _fail(self, run: _Run, error_type: str, message: str, elapsed: float) -> None:
+        log.info("task %s: failed with %s", run.lease.task_id, error_type)
+        try:
+            async with self.sessions() as session:
+                await queue.finish_unsuccessfully(
+                    session=session, lease=run.lease, status=TaskStatus.failed, error_type=error_type,
+                    message=message, processing_seconds=elapsed,
+                )
+        except Exception:
+            log.exception("task %s: recording the failure failed; the lease will expire", run.lease.task_id)
+
+    async def _report(self, run: _Run) -> None:
+        """Write progress about every second and extend the lease every heartbeat; stop the run if it is lost."""
+        last_beat = time.monotonic()
+        last_progress = -1
+        while not run.stop.is_set():
+            await asyncio.sleep(PROGRESS_SECONDS)
+            progress = run.progress()
+            if progress == last_progress and time.monotonic() - last_beat < self.settings.heartbeat_seconds:
+                continue
+            try:
+                async with self.sessions() as session:
+                    await queue.heartbeat(
+                        session=session, lease=run.lease, lease_seconds=self.settings.lease_seconds, progress=progress
+                    )
+                last_beat, last_progress = time.monotonic(), progress
+            except LeaseLost as exc:
+                run.interrupt(type(exc))
+            except Exception:
+                log.exception("task %s: heartbeat failed; retrying", run.lease.task_id)
+
+    async def _load_audio(self, task: Task, run: _Run) -> np.ndarray:
+        if task.source == "url":
+            async with self.sessions() as session:
+                fetched = await media.has_media(session=session, task_id=task.id)
+            if not fetched:
+                await self._fetch(task, run)
+        async with self.sessions() as session:
+            data = await media.load_media(session=session, task_id=task.id)
+        if run.stop.is_set():
+            raise TranscriptionInterrupted()
+        return await asyncio.to_thread(media.decode_pcm, data)
+
+    async def _fetch(self, task: Task, run: _Run) -> None:
+        assert task.source_url is not None
+        source: Path | None = None
+        decoded: media.DecodedMedia | None = None
+        try:
+            source = await download(
+                task.source_url, max_bytes=self.settings.max_upload_bytes, allowlist=self.settings.allowed_hosts
+            )
+            decoded = await asyncio.to_thread(
+                media.decode_to_opus,
+                source,
+                max_seconds=self.settings.max_audio_seconds,
+                bitrate=self.settings.media_bitrate,
+            )
+            async with self.sessions() as session:
+                if not await queue.attach_media(session=session, lease=run.lease, audio=decoded):
+                    run.interrupt(LeaseLost)
+        finally:
+            for path in (source, decoded.path if decoded else None):
+                if path:
+                    path.unlink(missing_ok=True)
