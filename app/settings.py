@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="WHISPER_", extra="ignore", validate_default=True)
 
     data_dir: Path = Field(Path("data"), description="Directory for the SQLite database, model cache and temp files.")
+    model_cache_dir: Path | None = Field(
+        None, description="Where bundled models are assembled (about 150 MB); default `models/` in the data directory."
+    )
     database_url: str = Field(
         "",
         description="SQLAlchemy async URL: `sqlite+aiosqlite:///path.db` or `mysql+asyncmy://user:pw@host/db`. "
@@ -109,7 +112,7 @@ class Settings(BaseSettings):
     @property
     def model_dir(self) -> Path:
         """Where bundled models are assembled."""
-        return self.data_dir / "models"
+        return self.model_cache_dir or self.data_dir / "models"
 
 
 @lru_cache

@@ -41,7 +41,7 @@ def _cues(transcript: Transcript) -> list[tuple[float, float, str]]:
     cues: list[tuple[float, float, str]] = []
     previous_end = 0.0
     for segment in transcript.segments:
-        text = segment.text.strip()
+        text = " ".join(segment.text.split())  # a blank line inside a cue would end it early
         if not text:
             continue
         start = min(max(segment.start, previous_end), transcript.duration)
@@ -76,7 +76,7 @@ def to_txt(transcript: Transcript) -> str:
 
 def to_tsv(transcript: Transcript) -> str:
     """start, end (integer milliseconds) and text, tab-separated, as Whisper's CLI writes it."""
-    rows = [f"{round(start * 1000)}\t{round(end * 1000)}\t{text.replace(chr(9), ' ')}" for start, end, text in _cues(transcript)]
+    rows = [f"{round(start * 1000)}\t{round(end * 1000)}\t{text}" for start, end, text in _cues(transcript)]
     return "start\tend\ttext\n" + "".join(f"{row}\n" for row in rows)
 
 

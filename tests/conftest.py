@@ -1,0 +1,157 @@
+"""Fixtures shared by every test layer."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.db.models import Task
+from app.db.types import utcnow
+
+from app.db.engine import create_engine, session_factory
+from app.db.migrate import upgrade_to_head
+from app.main import create_app
+from app.settings import Settings
+
+
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One cache of assembled bundled models for the whole run."""
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path, model_cache: Path) -> Callable[..., Settings]:
+    """Settings on a fresh SQLite file in tmp_path; keyword arguments override."""
+
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "data_dir": tmp_path,
+            "model_cache_dir": model_cache,
+            "database_url": f"sqlite+aiosqlite:///{tmp_path / 'test.db'}",
+            "poll_seconds": 0.05,
+            "lease_seconds": 10.0,
+            "heartbeat_seconds": 2.0,
+            "shutdown_grace_seconds": 5.0,
+            "device": "cpu",
+        }
+        values.update(overrides)
+        return Settings(**values)
+
+    return make
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    """Default test settings."""
+    return make_settings()
+
+
+@pytest.fixture
+async def sessions(settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Sessions on a migrated database."""
+    engine = create_engine(settings.resolved_database_url)
+    await upgrade_to_head(engine)
+    yield session_factory(engine)
+    await engine.dispose()
+
+
+@pytest.fixture
+async def client(settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client talking to the app in-process (the app's lifespan runs)."""
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            yield http
+
+
+async def wait_for(predicate: Callable[[], Any], *, timeout: float = 60.0, interval: float = 0.1) -> Any:
+    """Poll an async predicate until it returns something truthy."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = await predicate()
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s (last value {value!r})")
+        await asyncio.sleep(interval)
+
+
+MARIADB_URL = os.environ.get("WHISPER_TEST_MYSQL_URL", "mysql+asyncmy://root@127.0.0.1:3306/test")
+
+
+@pytest.fixture(params=["sqlite", "mariadb"])
+async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """A fresh, migrated database of each kind. MariaDB must be running: this fails, never skips, without it."""
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'queue.db'}"
+        engine = create_engine(url)
+        await upgrade_to_head(engine)
+        await engine.dispose()
+        yield url
+        return
+    name = f"ws_test_{uuid.uuid4().hex[:12]}"
+    server = create_engine(MARIADB_URL)
+    async with server.begin() as conn:
+        await conn.exec_driver_sql(f"CREATE DATABASE {name} CHARACTER SET utf8mb4")
+    url = str(make_url(MARIADB_URL).set(database=name))
+    engine = create_engine(url)
+    await upgrade_to_head(engine)
+    await engine.dispose()
+    try:
+        yield url
+    finally:
+        async with server.begin() as conn:
+            await conn.exec_driver_sql(f"DROP DATABASE {name}")
+        await server.dispose()
+
+
+@pytest.fixture
+async def db(db_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Sessions on each kind of database."""
+    engine = create_engine(db_url)
+    yield session_factory(engine)
+    await engine.dispose()
+
+
+@pytest.fixture
+def task_factory() -> Callable[..., Awaitable[Task]]:
+    """Insert a queued task directly (no media), with overridable fields."""
+
+    async def make(sessions: async_sessionmaker[AsyncSession], **overrides: Any) -> Task:
+        now = utcnow()
+        values: dict[str, Any] = {
+            "id": str(uuid.uuid4()),
+            "owner": None,
+            "task_type": "transcribe",
+            "status": "queued",
+            "priority": 1,
+            "model": "base",
+            "language": None,
+            "options": {},
+            "source": "upload",
+            "progress": 0,
+            "attempts": 0,
+            "max_attempts": 3,
+            "run_at": now,
+            "cancel_requested": False,
+            "created_at": now,
+        }
+        values.update(overrides)
+        async with sessions() as session:
+            task = Task(**values)
+            session.add(task)
+            await session.commit()
+            return task
+
+    return make
