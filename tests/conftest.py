@@ -21,6 +21,8 @@ from app.db.engine import create_engine, session_factory
 from app.db.migrate import upgrade_to_head
 from app.main import create_app
 from app.settings import Settings
+from workers.engine import TranscriptionEngine
+from workers.worker import Worker
 
 
 @pytest.fixture(scope="session")
@@ -155,3 +157,22 @@ def task_factory() -> Callable[..., Awaitable[Task]]:
             return task
 
     return make
+
+
+@pytest.fixture
+async def run_worker(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession]
+) -> AsyncIterator[Callable[..., Awaitable[Worker]]]:
+    """Start in-process workers over the test database; all are stopped at teardown."""
+    stops: list[tuple[asyncio.Event, asyncio.Task[None]]] = []
+
+    async def start(engine: TranscriptionEngine, **overrides: Any) -> Worker:
+        worker = Worker(sessions=sessions, engine=engine, settings=settings.model_copy(update=overrides))
+        stop = asyncio.Event()
+        stops.append((stop, asyncio.create_task(worker.run(stop))))
+        return worker
+
+    yield start
+    for stop, task in stops:
+        stop.set()
+        await asyncio.wait_for(task, timeout=30)

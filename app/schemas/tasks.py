@@ -90,25 +90,26 @@ class DecodeOptions(BaseModel):
     best_of: int = Field(5, ge=1, le=20, description="Candidates sampled at non-zero temperature.", examples=[5])
     patience: float = Field(1.0, gt=0, le=10, description="Beam search patience factor.", examples=[1.0])
     compression_ratio_threshold: float | None = Field(
-        2.4, gt=0, description="Retry with a higher temperature when the text compresses more than this."
+        2.4, gt=0, description="Retry with a higher temperature when the text compresses more than this.", examples=[2.4]
     )
     log_prob_threshold: float | None = Field(
-        -1.0, description="Retry with a higher temperature when the average log probability is below this."
+        -1.0, description="Retry with a higher temperature when the average log probability is below this.",
+        examples=[-1.0],
     )
     no_speech_threshold: float | None = Field(
-        0.6, ge=0, le=1, description="Treat a window as silent above this no-speech probability."
+        0.6, ge=0, le=1, description="Treat a window as silent above this no-speech probability.", examples=[0.6]
     )
     condition_on_previous_text: bool = Field(
-        True, description="Feed the previous window's text as a prompt (sequential decoding only)."
+        True, description="Feed the previous window's text as a prompt (sequential decoding only).", examples=[True]
     )
     initial_prompt: str | None = Field(
         None, max_length=2000, description="Text to prime the first window: spelling, names, style.",
         examples=["Glossary: CTranslate2, faster-whisper."],
     )
-    hotwords: str | None = Field(None, max_length=1000, description="Words to bias recognition towards.")
-    word_timestamps: bool = Field(False, description="Compute per-word start/end/probability.")
-    prepend_punctuations: str = Field(DEFAULT_PREPEND, max_length=50, description="Merged with the next word.")
-    append_punctuations: str = Field(DEFAULT_APPEND, max_length=50, description="Merged with the previous word.")
+    hotwords: str | None = Field(None, max_length=1000, description="Words to bias recognition towards.", examples=["Kubernetes PostgreSQL"])
+    word_timestamps: bool = Field(False, description="Compute per-word start/end/probability.", examples=[True])
+    prepend_punctuations: str = Field(DEFAULT_PREPEND, max_length=50, description="Merged with the next word.", examples=[DEFAULT_PREPEND])
+    append_punctuations: str = Field(DEFAULT_APPEND, max_length=50, description="Merged with the previous word.", examples=[DEFAULT_APPEND])
     clip_timestamps: list[float] | None = Field(
         None,
         max_length=2000,
@@ -116,13 +117,19 @@ class DecodeOptions(BaseModel):
         examples=[[0.0, 10.0, 20.0]],
     )
     hallucination_silence_threshold: float | None = Field(
-        None, gt=0, description="With word timestamps, skip silences longer than this (seconds) around hallucinations."
+        None, gt=0, description="With word timestamps, skip silences longer than this (seconds) around hallucinations.",
+        examples=[2.0],
     )
     vad_filter: bool | None = Field(
         None,
         description="Drop non-speech with Silero VAD before decoding. Default: on for audio longer than 30 s.",
+        examples=[True],
     )
-    vad_parameters: VadParameters | None = Field(None, description="Tuning for the VAD.")
+    vad_parameters: VadParameters | None = Field(
+        None,
+        description="Tuning for the VAD (a JSON object; in a form or query, a JSON string).",
+        examples=[{"threshold": 0.5, "min_silence_duration_ms": 1000}],
+    )
 
     _floats = field_validator("temperature", "clip_timestamps", mode="before")(_comma_floats)
 
@@ -155,8 +162,10 @@ class DecodeOptions(BaseModel):
 class TaskCreate(DecodeOptions):
     """Everything a task request may carry besides the media itself."""
 
-    task_type: TaskType = Field(TaskType.transcribe, description="`translate` produces English text.")
-    priority: Priority = Field(Priority.normal, description="Queue priority.")
+    task_type: TaskType = Field(
+        TaskType.transcribe, description="`translate` produces English text.", examples=["translate"]
+    )
+    priority: Priority = Field(Priority.normal, description="Queue priority.", examples=["high"])
     model: str | None = Field(None, max_length=255, description="Model name; default: the server's.", examples=["base"])
     language: str | None = Field(
         None, description="Spoken language code, or `auto`/empty to detect.", examples=["en", "auto"]

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import io
 import tempfile
+import wave
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import av
 import av.error
+import filetype
 import numpy as np
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -79,7 +81,12 @@ def _open_input(source: Path) -> av.container.InputContainer:
             options={"format_whitelist": ",".join(DEMUXERS), "protocol_whitelist": "file"},
             metadata_errors="ignore",
         )
-    except (av.error.InvalidDataError, av.error.PermissionError, av.error.ValueError) as exc:
+    except (av.error.InvalidDataError, av.error.PermissionError, av.error.DemuxerNotFoundError) as exc:
+        kind = filetype.guess(str(source))
+        if kind is not None and kind.mime.startswith(("audio/", "video/")):
+            raise UnreadableMedia(
+                f"The file looks like {kind.mime} but is damaged or truncated and could not be opened."
+            ) from exc
         raise UnsupportedMedia(
             "The file is not audio or video in a supported format "
             "(mp3, wav, ogg/opus, flac, m4a/aac, mp4, webm, mkv and similar)."
@@ -93,7 +100,7 @@ def _transcode(source: Path, output: Path, *, max_seconds: float, bitrate: int) 
         if not container.streams.audio:
             raise NoAudioStream("The media file has no audio stream: send a file with sound.")
         stream = container.streams.audio[0]
-        declared = _declared_seconds(container, stream)
+        declared = _declared_seconds(source, container, stream)
         if declared is not None and declared > max_seconds:
             raise AudioTooLong(f"The audio lasts {declared:.0f} s; this server accepts at most {max_seconds:.0f} s.")
         max_samples = int(max_seconds * SAMPLE_RATE)
@@ -126,7 +133,16 @@ def _transcode(source: Path, output: Path, *, max_seconds: float, bitrate: int) 
     return seconds, container_name
 
 
-def _declared_seconds(container: av.container.InputContainer, stream: av.AudioStream) -> float | None:
+def _declared_seconds(
+    source: Path, container: av.container.InputContainer, stream: av.AudioStream
+) -> float | None:
+    """The duration the file claims. FFmpeg sizes a WAV by its file length, so read the RIFF header for that."""
+    if container.format.name == "wav":
+        try:
+            with wave.open(str(source), "rb") as header:
+                return header.getnframes() / header.getframerate()
+        except (wave.Error, EOFError, ZeroDivisionError):
+            pass  # not plain PCM: fall back to what FFmpeg says
     if stream.duration is not None and stream.time_base is not None:
         return float(stream.duration * stream.time_base)
     if container.duration is not None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
@@ -38,7 +39,9 @@ router = APIRouter(prefix="/v1/tasks", tags=["tasks"])
 
 FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 RAW_TYPES = ("audio/", "video/", "application/octet-stream")
-TaskId = Annotated[str, "task id"]
+TaskId = Annotated[
+    str, PathParam(description="Task id.", examples=["6f1c2a9e-3d7b-4a53-9a51-0b7f3f6f2c11"], max_length=64)
+]
 
 
 def parse_task_create(data: dict[str, Any]) -> TaskCreate:
@@ -173,9 +176,9 @@ async def list_tasks(
     created_before: Annotated[
         datetime | None, Query(description="Created before (ISO 8601).", examples=["2026-12-31T00:00:00Z"])
     ] = None,
-    has_error: Annotated[bool | None, Query(description="Only failed (true) or not failed (false).")] = None,
+    has_error: Annotated[bool | None, Query(description="Only failed (true) or not failed (false).", examples=[True])] = None,
     limit: Annotated[int, Query(ge=1, le=200, description="Page size.", examples=[50])] = 50,
-    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
+    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.", examples=["WyIyMDI2LTAxLTAxVDAwOjAwOjAwKzAwOjAwIiwgImlkIl0"])] = None,
 ) -> TaskPage:
     """One page of tasks matching the filters."""
     for name, value in (("created_after", created_after), ("created_before", created_before)):
