@@ -11,7 +11,15 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 Device = Literal["auto", "cpu", "cuda"]
 ComputeType = Literal[
-    "auto", "default", "int8", "int8_float16", "int8_float32", "int8_bfloat16", "int16", "float16", "bfloat16",
+    "auto",
+    "default",
+    "int8",
+    "int8_float16",
+    "int8_float32",
+    "int8_bfloat16",
+    "int16",
+    "float16",
+    "bfloat16",
     "float32",
 ]
 
@@ -89,9 +97,7 @@ class Settings(BaseSettings):
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
 
-    _split = field_validator("extra_models", "device_index", "api_keys", "allowed_hosts", mode="before")(
-        _split_csv
-    )
+    _split = field_validator("extra_models", "device_index", "api_keys", "allowed_hosts", mode="before")(_split_csv)
 
     @field_validator("default_language", mode="before")
     @classmethod

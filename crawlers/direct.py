@@ -16,9 +16,7 @@ MAX_REDIRECTS = 5
 TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 
 
-async def download(
-    url: str, *, max_bytes: int, allowlist: Iterable[str] = (), directory: Path | None = None
-) -> Path:
+async def download(url: str, *, max_bytes: int, allowlist: Iterable[str] = (), directory: Path | None = None) -> Path:
     """Fetch `url` into a temporary file; every redirect target is checked like the first URL."""
     allow = list(allowlist)
     async with httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=False, trust_env=False) as client:

@@ -41,7 +41,7 @@ async def resolve_checked(url: str, *, allowlist: Iterable[str] = ()) -> list[IP
         infos = await asyncio.get_running_loop().getaddrinfo(host, parts.port or 443, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
         raise URLNotAllowed(f"The host {host!r} does not resolve.") from exc
-    addresses = [ipaddress.ip_address(info[4][0].split("%", 1)[0]) for info in infos]
+    addresses = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
     allow = list(allowlist)
     for address in addresses:
         if not (_is_public(address) or _allowed(host, address, allow)):

@@ -10,8 +10,17 @@ from whisper_normalizer.english import EnglishTextNormalizer
 
 AUDIO_DIR = Path(os.environ.get("WHISPER_TEST_AUDIO", Path(__file__).resolve().parents[2] / "shared" / "audio"))
 ENGLISH_CLIPS = [
-    "jfk.wav", "jfk.mp3", "jfk_video.mp4", "librivox_0870.wav", "librivox_0880.wav", "librivox_0890.wav",
-    "cards_003.wav", "en_sonnet001.wav", "en_asterisk_demo-congrats.wav", "en_praatio_mary.wav", "long_en.flac",
+    "jfk.wav",
+    "jfk.mp3",
+    "jfk_video.mp4",
+    "librivox_0870.wav",
+    "librivox_0880.wav",
+    "librivox_0890.wav",
+    "cards_003.wav",
+    "en_sonnet001.wav",
+    "en_asterisk_demo-congrats.wav",
+    "en_praatio_mary.wav",
+    "long_en.flac",
 ]
 _normalize = EnglishTextNormalizer()
 

@@ -14,11 +14,10 @@ import pytest
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.db.models import Task
-from app.db.types import utcnow
-
 from app.db.engine import create_engine, session_factory
 from app.db.migrate import upgrade_to_head
+from app.db.models import Task
+from app.db.types import utcnow
 from app.main import create_app
 from app.settings import Settings
 from workers.engine import TranscriptionEngine

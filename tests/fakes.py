@@ -46,11 +46,18 @@ class FakeEngine:
             time.sleep(self.delay_per_segment)
             end = min(duration, start + self.segment_seconds)
             segments.append(
-                Segment(id=len(segments), start=start, end=end, text=f" segment {len(segments)}.",
-                        avg_logprob=-0.1, no_speech_prob=0.0)
+                Segment(
+                    id=len(segments),
+                    start=start,
+                    end=end,
+                    text=f" segment {len(segments)}.",
+                    avg_logprob=-0.1,
+                    no_speech_prob=0.0,
+                )
             )
             on_progress(end)
             start = end
         text = "".join(s.text for s in segments).strip()
-        return Transcript(text=text, language=request.language or "en", language_probability=1.0,
-                          duration=duration, segments=segments)
+        return Transcript(
+            text=text, language=request.language or "en", language_probability=1.0, duration=duration, segments=segments
+        )

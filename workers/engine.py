@@ -56,8 +56,10 @@ class TranscriptionEngine(Protocol):
 def use_batched(options: DecodeOptions, *, duration: float, vad: bool) -> bool:
     """Batched decoding is faster on long audio but cannot condition on previous text or clip by hand."""
     sequential_only = (
-        "condition_on_previous_text" in options.model_fields_set and options.condition_on_previous_text
-    ) or options.hallucination_silence_threshold is not None or options.clip_timestamps is not None
+        ("condition_on_previous_text" in options.model_fields_set and options.condition_on_previous_text)
+        or options.hallucination_silence_threshold is not None
+        or options.clip_timestamps is not None
+    )
     return duration > WINDOW_SECONDS and vad and not sequential_only
 
 

@@ -51,7 +51,7 @@ def transcribe_files(
         total = round(len(audio) / SAMPLE_RATE, 1)
         with tqdm(total=total, unit="s", desc=path.name, file=sys.stderr) as bar:
 
-            def advance(seconds: float, bar: tqdm[float] = bar) -> None:
+            def advance(seconds: float, bar: tqdm[float] = bar, total: float = total) -> None:
                 bar.update(round(min(seconds, total) - bar.n, 1))
 
             transcript = engine.transcribe(audio, request, on_progress=advance, should_stop=lambda: False)

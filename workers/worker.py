@@ -154,7 +154,10 @@ class Worker:
                 raise TranscriptionInterrupted()
             async with self.sessions() as session:
                 done = await queue.complete(
-                    session=session, lease=run.lease, transcript=transcript, processing_seconds=time.monotonic() - started
+                    session=session,
+                    lease=run.lease,
+                    transcript=transcript,
+                    processing_seconds=time.monotonic() - started,
                 )
             log.info("task %s: %s", task.id, "completed" if done else "finished, but the lease was lost")
         except TranscriptionInterrupted:
@@ -172,7 +175,11 @@ class Worker:
         async with self.sessions() as session:
             if run.stop_reason is TaskCancelled:
                 await queue.finish_unsuccessfully(
-                    session=session, lease=run.lease, status=TaskStatus.cancelled, error_type=None, message=None,
+                    session=session,
+                    lease=run.lease,
+                    status=TaskStatus.cancelled,
+                    error_type=None,
+                    message=None,
                     processing_seconds=elapsed,
                 )
                 log.info("task %s: cancelled", run.lease.task_id)
@@ -187,8 +194,12 @@ class Worker:
         try:
             async with self.sessions() as session:
                 await queue.finish_unsuccessfully(
-                    session=session, lease=run.lease, status=TaskStatus.failed, error_type=error_type,
-                    message=message, processing_seconds=elapsed,
+                    session=session,
+                    lease=run.lease,
+                    status=TaskStatus.failed,
+                    error_type=error_type,
+                    message=message,
+                    processing_seconds=elapsed,
                 )
         except Exception:
             log.exception("task %s: recording the failure failed; the lease will expire", run.lease.task_id)

@@ -103,4 +103,3 @@ class TaskResult(Base):
     language_probability: Mapped[float | None] = mapped_column(Double)
     duration: Mapped[float] = mapped_column(Double)
     segments: Mapped[list[dict[str, Any]]] = mapped_column(LongJSON)
-

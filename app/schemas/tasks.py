@@ -53,7 +53,7 @@ class TaskType(StrEnum):
     """Transcribe in the spoken language, or translate to English."""
 
     transcribe = "transcribe"
-    translate = "translate"
+    translate = "translate"  # type: ignore[assignment]  # shadows str.translate; the API name wins
 
 
 class VadParameters(BaseModel):
@@ -90,10 +90,14 @@ class DecodeOptions(BaseModel):
     best_of: int = Field(5, ge=1, le=20, description="Candidates sampled at non-zero temperature.", examples=[5])
     patience: float = Field(1.0, gt=0, le=10, description="Beam search patience factor.", examples=[1.0])
     compression_ratio_threshold: float | None = Field(
-        2.4, gt=0, description="Retry with a higher temperature when the text compresses more than this.", examples=[2.4]
+        2.4,
+        gt=0,
+        description="Retry with a higher temperature when the text compresses more than this.",
+        examples=[2.4],
     )
     log_prob_threshold: float | None = Field(
-        -1.0, description="Retry with a higher temperature when the average log probability is below this.",
+        -1.0,
+        description="Retry with a higher temperature when the average log probability is below this.",
         examples=[-1.0],
     )
     no_speech_threshold: float | None = Field(
@@ -103,13 +107,21 @@ class DecodeOptions(BaseModel):
         True, description="Feed the previous window's text as a prompt (sequential decoding only).", examples=[True]
     )
     initial_prompt: str | None = Field(
-        None, max_length=2000, description="Text to prime the first window: spelling, names, style.",
+        None,
+        max_length=2000,
+        description="Text to prime the first window: spelling, names, style.",
         examples=["Glossary: CTranslate2, faster-whisper."],
     )
-    hotwords: str | None = Field(None, max_length=1000, description="Words to bias recognition towards.", examples=["Kubernetes PostgreSQL"])
+    hotwords: str | None = Field(
+        None, max_length=1000, description="Words to bias recognition towards.", examples=["Kubernetes PostgreSQL"]
+    )
     word_timestamps: bool = Field(False, description="Compute per-word start/end/probability.", examples=[True])
-    prepend_punctuations: str = Field(DEFAULT_PREPEND, max_length=50, description="Merged with the next word.", examples=[DEFAULT_PREPEND])
-    append_punctuations: str = Field(DEFAULT_APPEND, max_length=50, description="Merged with the previous word.", examples=[DEFAULT_APPEND])
+    prepend_punctuations: str = Field(
+        DEFAULT_PREPEND, max_length=50, description="Merged with the next word.", examples=[DEFAULT_PREPEND]
+    )
+    append_punctuations: str = Field(
+        DEFAULT_APPEND, max_length=50, description="Merged with the previous word.", examples=[DEFAULT_APPEND]
+    )
     clip_timestamps: list[float] | None = Field(
         None,
         max_length=2000,
@@ -117,7 +129,9 @@ class DecodeOptions(BaseModel):
         examples=[[0.0, 10.0, 20.0]],
     )
     hallucination_silence_threshold: float | None = Field(
-        None, gt=0, description="With word timestamps, skip silences longer than this (seconds) around hallucinations.",
+        None,
+        gt=0,
+        description="With word timestamps, skip silences longer than this (seconds) around hallucinations.",
         examples=[2.0],
     )
     vad_filter: bool | None = Field(
@@ -174,7 +188,8 @@ class TaskCreate(DecodeOptions):
         None, description="URL notified when the task finishes.", examples=["https://example.com/hooks/whisper"]
     )
     file_url: Annotated[str, Field(max_length=2048)] | None = Field(
-        None, description="Fetch the media from this http(s) URL instead of an upload.",
+        None,
+        description="Fetch the media from this http(s) URL instead of an upload.",
         examples=["https://example.com/talk.mp3"],
     )
 

@@ -24,8 +24,34 @@ CHUNK_BYTES = 1024 * 1024
 # Demuxers we open. Anything else (HLS/DASH playlists, concat lists, image sequences...) could make FFmpeg read
 # other files or URLs, so it is refused before a byte of it is interpreted.
 DEMUXERS = (
-    "aac", "aiff", "amr", "asf", "au", "avi", "caf", "flac", "flv", "matroska", "webm", "mov", "mp4", "m4a",
-    "3gp", "mp3", "mpeg", "mpegts", "ogg", "wav", "w64", "wv", "ape", "mp2", "ac3", "eac3", "dts", "tta",
+    "aac",
+    "aiff",
+    "amr",
+    "asf",
+    "au",
+    "avi",
+    "caf",
+    "flac",
+    "flv",
+    "matroska",
+    "webm",
+    "mov",
+    "mp4",
+    "m4a",
+    "3gp",
+    "mp3",
+    "mpeg",
+    "mpegts",
+    "ogg",
+    "wav",
+    "w64",
+    "wv",
+    "ape",
+    "mp2",
+    "ac3",
+    "eac3",
+    "dts",
+    "tta",
 )
 # Decoded audio shorter than this share of the declared duration means the file was cut off.
 TRUNCATION_RATIO = 0.9
@@ -133,9 +159,7 @@ def _transcode(source: Path, output: Path, *, max_seconds: float, bitrate: int) 
     return seconds, container_name
 
 
-def _declared_seconds(
-    source: Path, container: av.container.InputContainer, stream: av.AudioStream
-) -> float | None:
+def _declared_seconds(source: Path, container: av.container.InputContainer, stream: av.AudioStream) -> float | None:
     """The duration the file claims. FFmpeg sizes a WAV by its file length, so read the RIFF header for that."""
     if container.format.name == "wav":
         try:
@@ -154,7 +178,7 @@ def decode_pcm(data: bytes) -> np.ndarray:
     """Decode stored Opus audio to float32 samples at 16 kHz, as faster-whisper takes them."""
     pieces: list[np.ndarray] = []
     resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
-    with av.open(io.BytesIO(data), format="ogg") as container:
+    with av.open(io.BytesIO(data), "r", format="ogg") as container:
         for frame in container.decode(audio=0):
             pieces.extend(piece.to_ndarray().reshape(-1) for piece in resampler.resample(frame))
     pieces.extend(piece.to_ndarray().reshape(-1) for piece in resampler.resample(None))

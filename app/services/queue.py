@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import Task, TaskResult
@@ -49,7 +49,7 @@ async def claim(*, session: AsyncSession, worker_id: str, lease_seconds: float, 
         "progress": 0,
     }
     async with session.begin():
-        if session.bind.dialect.name == "sqlite":
+        if session.get_bind().dialect.name == "sqlite":
             # BEGIN IMMEDIATE (see app.db.engine) already holds the write lock: one statement does it.
             stmt = (
                 update(Task)
@@ -74,7 +74,7 @@ async def claim(*, session: AsyncSession, worker_id: str, lease_seconds: float, 
         return list(rows)
 
 
-def _held(lease: Lease) -> list[object]:
+def _held(lease: Lease) -> list[ColumnElement[bool]]:
     return [Task.id == lease.task_id, Task.lease_token == lease.token, Task.status == TaskStatus.running.value]
 
 
@@ -98,9 +98,7 @@ async def heartbeat(*, session: AsyncSession, lease: Lease, lease_seconds: float
     raise LeaseLost(f"task {lease.task_id} is no longer held by this worker")
 
 
-async def complete(
-    *, session: AsyncSession, lease: Lease, transcript: Transcript, processing_seconds: float
-) -> bool:
+async def complete(*, session: AsyncSession, lease: Lease, transcript: Transcript, processing_seconds: float) -> bool:
     """Store the result and mark the task completed, only if the lease is still ours. Returns whether it was."""
     now = utcnow()
     async with session.begin():
@@ -182,7 +180,7 @@ async def release(*, session: AsyncSession, lease: Lease) -> bool:
             )
             .execution_options(synchronize_session=False)
         )
-        return result.rowcount == 1  # type: ignore[attr-defined]
+        return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
 def requeue_delay(attempts: int) -> float:

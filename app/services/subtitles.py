@@ -97,4 +97,3 @@ RENDERERS: dict[SubtitleFormat, Callable[[Transcript], str]] = {
 def render(transcript: Transcript, fmt: SubtitleFormat) -> str:
     """Render `transcript` in `fmt`."""
     return RENDERERS[fmt](transcript)
-

@@ -16,7 +16,7 @@ from app.db.models import Task, TaskResult
 from app.db.types import utcnow
 from app.errors import InvalidInput, TaskAlreadyFinished, TaskNotFinished, TaskNotFound
 from app.schemas.tasks import FINISHED, Priority, TaskCreate, TaskStatus, TaskType
-from app.schemas.transcript import Transcript
+from app.schemas.transcript import Segment, Transcript
 from app.services import media
 from app.services.catalog import check_model
 from app.services.media import DecodedMedia
@@ -100,7 +100,7 @@ def transcript_of(row: TaskResult) -> Transcript:
         language=row.language,
         language_probability=row.language_probability,
         duration=row.duration,
-        segments=row.segments,  # type: ignore[arg-type]  # validated from stored dicts
+        segments=[Segment.model_validate(segment) for segment in row.segments],
     )
 
 
@@ -117,7 +117,7 @@ class TaskFilters:
     created_before: datetime | None = None
     has_error: bool | None = None
 
-    def apply(self, query: Select[tuple[Task]]) -> Select[tuple[Task]]:
+    def apply(self, query: Select[Task]) -> Select[Task]:
         """Add the WHERE clauses."""
         if self.status:
             query = query.where(Task.status == self.status.value)
@@ -157,9 +157,7 @@ async def list_tasks(
     total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
     if cursor:
         created_at, task_id = _decode_cursor(cursor)
-        query = query.where(
-            or_(Task.created_at < created_at, (Task.created_at == created_at) & (Task.id < task_id))
-        )
+        query = query.where(or_(Task.created_at < created_at, (Task.created_at == created_at) & (Task.id < task_id)))
     rows = list(await session.scalars(query.order_by(Task.created_at.desc(), Task.id.desc()).limit(limit + 1)))
     next_cursor = _encode_cursor(rows[limit - 1]) if len(rows) > limit else None
     return TaskPageResult(rows[:limit], total, next_cursor)

@@ -61,7 +61,9 @@ async def test_raw_body_with_query_options(client: httpx.AsyncClient) -> None:
 
 async def test_octet_stream_and_video_bodies(client: httpx.AsyncClient) -> None:
     for content_type, name in (("application/octet-stream", "jfk.wav"), ("video/mp4", "jfk_video.mp4")):
-        response = await client.post("/v1/tasks", content=clip(name).read_bytes(), headers={"Content-Type": content_type})
+        response = await client.post(
+            "/v1/tasks", content=clip(name).read_bytes(), headers={"Content-Type": content_type}
+        )
         assert response.status_code == 201, response.text
         assert response.json()["duration"] == pytest.approx(11.0, abs=0.05)
 
@@ -71,7 +73,10 @@ async def test_file_url_json_and_form(client: httpx.AsyncClient) -> None:
     assert response.status_code == 201, response.text
     body = response.json()
     assert (body["source"], body["source_url"], body["duration"], body["model"]) == (
-        "url", "https://example.com/a.mp3", None, "tiny.en"
+        "url",
+        "https://example.com/a.mp3",
+        None,
+        "tiny.en",
     )
     response = await client.post("/v1/tasks", data={"file_url": "https://example.com/b.mp3"})
     assert response.status_code == 201, response.text
@@ -140,13 +145,12 @@ async def _client_for(settings: Settings) -> tuple[httpx.AsyncClient, object]:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test"), app
 
 
-async def test_too_long_audio_is_refused(
-    make_settings: Callable[..., Settings], sessions: Sessions
-) -> None:
+async def test_too_long_audio_is_refused(make_settings: Callable[..., Settings], sessions: Sessions) -> None:
     app = create_app(make_settings(max_audio_seconds=5))
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://test"
-    ) as http:
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as http,
+    ):
         response = await http.post("/v1/tasks", files={"file": ("jfk.wav", clip("jfk.wav").read_bytes())})
     assert response.status_code == 422
     assert response.json()["type"].endswith("AudioTooLong") and "at most 5 s" in response.json()["detail"]
@@ -159,9 +163,10 @@ async def test_too_large_upload_is_refused_while_streaming(
 ) -> None:
     app = create_app(make_settings(max_upload_bytes=100_000))
     data = clip("jfk.wav").read_bytes()  # 352 KB
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://test"
-    ) as http:
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as http,
+    ):
         if send == "multipart":
             response = await http.post("/v1/tasks", files={"file": ("jfk.wav", data)})
         elif send == "raw":

@@ -38,7 +38,9 @@ async def wait_status(client: httpx.AsyncClient, task_id: str, *statuses: str, t
     return result
 
 
-async def test_worker_completes_a_task_and_exports_subtitles(client: httpx.AsyncClient, run_worker: StartWorker) -> None:
+async def test_worker_completes_a_task_and_exports_subtitles(
+    client: httpx.AsyncClient, run_worker: StartWorker
+) -> None:
     created = await upload(client, language="en")
     await run_worker(FakeEngine(segment_seconds=4.0))
     done = await wait_status(client, created["id"], "completed")
@@ -192,9 +194,14 @@ async def test_list_filters_pagination_and_total(
     base = datetime(2026, 1, 1, tzinfo=UTC)
     for i in range(7):
         await task_factory(
-            sessions, created_at=base + timedelta(minutes=i), priority=i % 3, language="en" if i < 4 else "fr",
-            status="failed" if i == 6 else "queued", error_type="UnreadableMedia" if i == 6 else None,
-            task_type="translate" if i == 5 else "transcribe", model="tiny.en" if i == 3 else "base",
+            sessions,
+            created_at=base + timedelta(minutes=i),
+            priority=i % 3,
+            language="en" if i < 4 else "fr",
+            status="failed" if i == 6 else "queued",
+            error_type="UnreadableMedia" if i == 6 else None,
+            task_type="translate" if i == 5 else "transcribe",
+            model="tiny.en" if i == 3 else "base",
         )
     page = (await client.get("/v1/tasks", params={"limit": 3})).json()
     assert page["total"] == 7 and len(page["items"]) == 3 and page["next_cursor"]

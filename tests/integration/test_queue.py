@@ -193,8 +193,12 @@ async def test_failure_is_recorded(db: Sessions, task_factory: Factory) -> None:
     assert task is not None and task.lease_token
     async with db() as session:
         assert await queue.finish_unsuccessfully(
-            session=session, lease=Lease(task.id, task.lease_token), status=TaskStatus.failed,
-            error_type="UnreadableMedia", message="damaged", processing_seconds=0.5,
+            session=session,
+            lease=Lease(task.id, task.lease_token),
+            status=TaskStatus.failed,
+            error_type="UnreadableMedia",
+            message="damaged",
+            processing_seconds=0.5,
         )
     async with db() as session:
         stored = (await session.scalars(select(Task).where(Task.id == task.id))).one()

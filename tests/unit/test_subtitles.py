@@ -64,9 +64,7 @@ def test_timestamp_formatting() -> None:
 
 
 segments_strategy = st.lists(
-    st.tuples(
-        st.floats(0, 100, allow_nan=False), st.floats(0, 20, allow_nan=False), st.text(min_size=1, max_size=20)
-    ),
+    st.tuples(st.floats(0, 100, allow_nan=False), st.floats(0, 20, allow_nan=False), st.text(min_size=1, max_size=20)),
     max_size=30,
 )
 

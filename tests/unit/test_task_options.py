@@ -65,7 +65,7 @@ def test_model_checks() -> None:
     assert "large-v3" in known_models()
     check_model(model="base", task_type=TaskType.translate, language="fr")
     check_model(model="/models/custom", task_type=TaskType.transcribe, language=None, extra=["/models/custom"])
-    with pytest.raises(UnknownModel, match="base, tiny.en"):
+    with pytest.raises(UnknownModel, match=r"base, tiny\.en"):
         check_model(model="gpt-4", task_type=TaskType.transcribe, language=None)
     with pytest.raises(InvalidInput, match="English-only"):
         check_model(model="tiny.en", task_type=TaskType.translate, language=None)

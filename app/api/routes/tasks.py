@@ -168,7 +168,9 @@ async def list_tasks(
     status: Annotated[TaskStatus | None, Query(description="Only tasks in this state.", examples=["completed"])] = None,
     priority: Annotated[Priority | None, Query(description="Only tasks of this priority.", examples=["high"])] = None,
     task_type: Annotated[TaskType | None, Query(description="transcribe or translate.", examples=["translate"])] = None,
-    language: Annotated[str | None, Query(description="Language code (requested or detected).", examples=["en"])] = None,
+    language: Annotated[
+        str | None, Query(description="Language code (requested or detected).", examples=["en"])
+    ] = None,
     model: Annotated[str | None, Query(description="Model name.", examples=["base"])] = None,
     created_after: Annotated[
         datetime | None, Query(description="Created at or after (ISO 8601).", examples=["2026-01-01T00:00:00Z"])
@@ -176,17 +178,31 @@ async def list_tasks(
     created_before: Annotated[
         datetime | None, Query(description="Created before (ISO 8601).", examples=["2026-12-31T00:00:00Z"])
     ] = None,
-    has_error: Annotated[bool | None, Query(description="Only failed (true) or not failed (false).", examples=[True])] = None,
+    has_error: Annotated[
+        bool | None, Query(description="Only failed (true) or not failed (false).", examples=[True])
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=200, description="Page size.", examples=[50])] = 50,
-    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.", examples=["WyIyMDI2LTAxLTAxVDAwOjAwOjAwKzAwOjAwIiwgImlkIl0"])] = None,
+    cursor: Annotated[
+        str | None,
+        Query(
+            description="`next_cursor` of the previous page.",
+            examples=["WyIyMDI2LTAxLTAxVDAwOjAwOjAwKzAwOjAwIiwgImlkIl0"],
+        ),
+    ] = None,
 ) -> TaskPage:
     """One page of tasks matching the filters."""
     for name, value in (("created_after", created_after), ("created_before", created_before)):
         if value is not None and value.tzinfo is None:
             raise InvalidInput(f"{name} needs a time zone, e.g. 2026-01-01T00:00:00Z.", field=name)
     filters = task_service.TaskFilters(
-        status=status, priority=priority, task_type=task_type, language=language, model=model,
-        created_after=created_after, created_before=created_before, has_error=has_error,
+        status=status,
+        priority=priority,
+        task_type=task_type,
+        language=language,
+        model=model,
+        created_after=created_after,
+        created_before=created_before,
+        has_error=has_error,
     )
     page = await task_service.list_tasks(session=session, owner=owner, filters=filters, limit=limit, cursor=cursor)
     return TaskPage(items=[_summary(t) for t in page.items], total=page.total, next_cursor=page.next_cursor)
