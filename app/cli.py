@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -32,6 +33,10 @@ def cmd_migrate(settings: Settings, _: argparse.Namespace) -> int:
     return 0
 
 
+def _exit_cleanly(signum: int, _frame: object) -> None:
+    raise SystemExit(0)
+
+
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     """Migrate, start embedded workers, serve the API until interrupted."""
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
@@ -39,6 +44,9 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     workers = settings.embedded_workers if args.workers is None else args.workers
     asyncio.run(_migrate(settings))
     supervisor = WorkerSupervisor(workers, grace_seconds=settings.shutdown_grace_seconds)
+    # uvicorn re-raises the signal that stopped it; exit through Python instead, so the workers are stopped too.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _exit_cleanly)
     supervisor.start()
     try:
         uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level.lower())

@@ -20,7 +20,8 @@ from app.db.models import Task
 from app.db.types import utcnow
 from app.main import create_app
 from app.settings import Settings
-from workers.engine import TranscriptionEngine
+from workers.engine import FasterWhisperEngine, TranscriptionEngine
+from workers.models import ModelPool, PoolConfig
 from workers.worker import Worker
 
 
@@ -175,3 +176,9 @@ async def run_worker(
     for stop, task in stops:
         stop.set()
         await asyncio.wait_for(task, timeout=30)
+
+
+@pytest.fixture(scope="session")
+def real_engine(model_cache: Path) -> FasterWhisperEngine:
+    """faster-whisper with the bundled models, shared by every test that needs the real model."""
+    return FasterWhisperEngine(ModelPool(PoolConfig(cache_dir=model_cache, device="cpu")), batch_size=8)
