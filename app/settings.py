@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 Device = Literal["auto", "cpu", "cuda"]
@@ -68,12 +68,6 @@ class Settings(BaseSettings):
     batch_size: int = Field(8, ge=1, le=128, description="Windows decoded together by the batched pipeline.")
     host: str = Field("127.0.0.1", description="Address `serve` listens on.")
     port: int = Field(8000, ge=1, le=65535, description="Port `serve` listens on.")
-    api_keys: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, description="Comma-separated `key` or `name:key` items (used from issue 4 on)."
-    )
-    access_token: SecretStr | None = Field(
-        None, validation_alias=AliasChoices("WHISPER_ACCESS_TOKEN", "ACCESS_TOKEN"), description="Seed-style key."
-    )
     max_upload_bytes: int = Field(
         1024**3, ge=1024, description="Largest accepted upload or raw body, in bytes (413 past it)."
     )
@@ -97,7 +91,7 @@ class Settings(BaseSettings):
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
 
-    _split = field_validator("extra_models", "device_index", "api_keys", "allowed_hosts", mode="before")(_split_csv)
+    _split = field_validator("extra_models", "device_index", "allowed_hosts", mode="before")(_split_csv)
 
     @field_validator("default_language", mode="before")
     @classmethod

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from tests.api.test_task_lifecycle import upload, wait_status
-from tests.audio import clip, reference, wer
+from tests.audio import reference, wer
 from workers.engine import FasterWhisperEngine
 
 pytestmark = pytest.mark.model

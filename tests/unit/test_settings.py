@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -61,3 +62,9 @@ def test_cli_refuses_to_start_with_a_bad_value(tmp_path: pytest.TempPathFactory)
     )
     assert proc.returncode == 2
     assert "WHISPER_PORT" in proc.stderr and "not-a-port" in proc.stderr
+
+
+def test_every_setting_is_documented_in_the_readme() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    missing = [name for name in Settings.model_fields if f"`WHISPER_{name.upper()}`" not in readme]
+    assert missing == []

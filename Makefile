@@ -1,0 +1,42 @@
+# The README's two commands are `make run` and `make test`; .ci/run calls `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test install install-test lint typecheck pytest mariadb bench clean
+
+run: install  ## install and start the service (SQLite, bundled model) on http://127.0.0.1:8000
+	$(BIN)/whisper-service serve
+
+test: install-test mariadb lint typecheck pytest  ## install everything and run every check
+
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $@
+
+mariadb:  ## make sure a MariaDB server answers on 127.0.0.1:3306 (installs and starts one if needed)
+	bash .ci/mariadb.sh
+
+lint:
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck:
+	$(BIN)/mypy app workers crawlers
+
+pytest:
+	$(BIN)/pytest -q -p no:cacheprovider
+
+bench: install-test  ## print the benchmark tables
+	$(BIN)/python bench/overhead.py
+
+clean:
+	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
