@@ -163,46 +163,41 @@ class Worker:
         except TranscriptionInterrupted:
             await self._interrupted(run, time.monotonic() - started)
         except AppError as exc:
-            await self._fail(run, exc.type_name, exc.detail, time.monotonic() - started)
+            await self._finish(run, TaskStatus.failed, exc.type_name, exc.detail, time.monotonic() - started)
         except Exception as exc:
             log.exception("task %s: failed", task.id)
-            await self._fail(run, type(exc).__name__, str(exc) or type(exc).__name__, time.monotonic() - started)
+            message = str(exc) or type(exc).__name__
+            await self._finish(run, TaskStatus.failed, type(exc).__name__, message, time.monotonic() - started)
         finally:
             reporter.cancel()
             self._runs.pop(task.id, None)
 
     async def _interrupted(self, run: _Run, elapsed: float) -> None:
-        async with self.sessions() as session:
-            if run.stop_reason is TaskCancelled:
-                await queue.finish_unsuccessfully(
-                    session=session,
-                    lease=run.lease,
-                    status=TaskStatus.cancelled,
-                    error_type=None,
-                    message=None,
-                    processing_seconds=elapsed,
-                )
-                log.info("task %s: cancelled", run.lease.task_id)
-            elif run.stop_reason is _Shutdown:
+        if run.stop_reason is TaskCancelled:
+            await self._finish(run, TaskStatus.cancelled, None, None, elapsed)
+        elif run.stop_reason is _Shutdown:
+            async with self.sessions() as session:
                 await queue.release(session=session, lease=run.lease)
-                log.info("task %s: given back to the queue (shutdown)", run.lease.task_id)
-            else:
-                log.warning("task %s: stopped, lease lost", run.lease.task_id)
+            log.info("task %s: given back to the queue (shutdown)", run.lease.task_id)
+        else:
+            log.warning("task %s: stopped, lease lost", run.lease.task_id)
 
-    async def _fail(self, run: _Run, error_type: str, message: str, elapsed: float) -> None:
-        log.info("task %s: failed with %s", run.lease.task_id, error_type)
+    async def _finish(
+        self, run: _Run, status: TaskStatus, error_type: str | None, message: str | None, elapsed: float
+    ) -> None:
+        log.info("task %s: %s%s", run.lease.task_id, status.value, f" with {error_type}" if error_type else "")
         try:
             async with self.sessions() as session:
                 await queue.finish_unsuccessfully(
                     session=session,
                     lease=run.lease,
-                    status=TaskStatus.failed,
+                    status=status,
                     error_type=error_type,
                     message=message,
                     processing_seconds=elapsed,
                 )
         except Exception:
-            log.exception("task %s: recording the failure failed; the lease will expire", run.lease.task_id)
+            log.exception("task %s: recording the outcome failed; the lease will expire", run.lease.task_id)
 
     async def _report(self, run: _Run) -> None:
         """Write progress about every second and extend the lease every heartbeat; stop the run if it is lost."""

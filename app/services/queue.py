@@ -78,19 +78,25 @@ def _held(lease: Lease) -> list[ColumnElement[bool]]:
     return [Task.id == lease.task_id, Task.lease_token == lease.token, Task.status == TaskStatus.running.value]
 
 
+async def _update_held(session: AsyncSession, lease: Lease, *where: ColumnElement[bool], **values: object) -> bool:
+    """UPDATE the task only while `lease` still holds it; returns whether it did."""
+    result = await session.execute(
+        update(Task).where(*_held(lease), *where).values(**values).execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def _lease_ended(status: TaskStatus) -> dict[str, object]:
+    return {"status": status.value, "finished_at": utcnow(), "lease_token": None, "lease_expires_at": None}
+
+
 async def heartbeat(*, session: AsyncSession, lease: Lease, lease_seconds: float, progress: int | None = None) -> None:
     """Extend the lease (and record progress); raise if the task was cancelled or is no longer ours."""
     values: dict[str, object] = {"lease_expires_at": utcnow() + timedelta(seconds=lease_seconds)}
     if progress is not None:
         values["progress"] = max(0, min(100, progress))
     async with session.begin():
-        result = await session.execute(
-            update(Task)
-            .where(*_held(lease), Task.cancel_requested.is_(False))
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        )
-        if result.rowcount == 1:  # type: ignore[attr-defined]
+        if await _update_held(session, lease, Task.cancel_requested.is_(False), **values):
             return
         cancelled = await session.scalar(select(Task.cancel_requested).where(*_held(lease)))
     if cancelled:
@@ -100,23 +106,16 @@ async def heartbeat(*, session: AsyncSession, lease: Lease, lease_seconds: float
 
 async def complete(*, session: AsyncSession, lease: Lease, transcript: Transcript, processing_seconds: float) -> bool:
     """Store the result and mark the task completed, only if the lease is still ours. Returns whether it was."""
-    now = utcnow()
     async with session.begin():
-        result = await session.execute(
-            update(Task)
-            .where(*_held(lease))
-            .values(
-                status=TaskStatus.completed.value,
-                progress=100,
-                finished_at=now,
-                lease_token=None,
-                lease_expires_at=None,
-                processing_seconds=processing_seconds,
-                language=transcript.language,
-            )
-            .execution_options(synchronize_session=False)
+        done = await _update_held(
+            session,
+            lease,
+            **_lease_ended(TaskStatus.completed),
+            progress=100,
+            processing_seconds=processing_seconds,
+            language=transcript.language,
         )
-        if result.rowcount != 1:  # type: ignore[attr-defined]
+        if not done:
             return False
         session.add(
             TaskResult(
@@ -143,44 +142,33 @@ async def finish_unsuccessfully(
 ) -> bool:
     """Mark the task failed or cancelled (only if the lease is still ours) and drop its media."""
     async with session.begin():
-        result = await session.execute(
-            update(Task)
-            .where(*_held(lease))
-            .values(
-                status=status.value,
-                finished_at=utcnow(),
-                lease_token=None,
-                lease_expires_at=None,
-                error_type=error_type,
-                error_message=message,
-                processing_seconds=processing_seconds,
-            )
-            .execution_options(synchronize_session=False)
+        done = await _update_held(
+            session,
+            lease,
+            **_lease_ended(status),
+            error_type=error_type,
+            error_message=message,
+            processing_seconds=processing_seconds,
         )
-        if result.rowcount != 1:  # type: ignore[attr-defined]
-            return False
-        await media.delete_media(session=session, task_id=lease.task_id)
-    return True
+        if done:
+            await media.delete_media(session=session, task_id=lease.task_id)
+    return done
 
 
 async def release(*, session: AsyncSession, lease: Lease) -> bool:
     """Give a task back to the queue at once (graceful shutdown); the attempt does not count."""
     async with session.begin():
-        result = await session.execute(
-            update(Task)
-            .where(*_held(lease))
-            .values(
-                status=TaskStatus.queued.value,
-                lease_token=None,
-                lease_owner=None,
-                lease_expires_at=None,
-                attempts=Task.attempts - 1,
-                run_at=utcnow(),
-                progress=0,
-            )
-            .execution_options(synchronize_session=False)
+        return await _update_held(
+            session,
+            lease,
+            status=TaskStatus.queued.value,
+            lease_token=None,
+            lease_owner=None,
+            lease_expires_at=None,
+            attempts=Task.attempts - 1,
+            run_at=utcnow(),
+            progress=0,
         )
-        return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
 def requeue_delay(attempts: int) -> float:
@@ -233,13 +221,7 @@ async def reap_expired(*, session: AsyncSession, now: datetime | None = None, li
 async def attach_media(*, session: AsyncSession, lease: Lease, audio: media.DecodedMedia) -> bool:
     """Store audio a worker fetched for a URL task, so a retry elsewhere need not fetch it again."""
     async with session.begin():
-        result = await session.execute(
-            update(Task)
-            .where(*_held(lease))
-            .values(media_duration=audio.duration, media_bytes=audio.size)
-            .execution_options(synchronize_session=False)
-        )
-        if result.rowcount != 1:  # type: ignore[attr-defined]
-            return False
-        await media.store_media(session=session, task_id=lease.task_id, path=audio.path)
-    return True
+        done = await _update_held(session, lease, media_duration=audio.duration, media_bytes=audio.size)
+        if done:
+            await media.store_media(session=session, task_id=lease.task_id, path=audio.path)
+    return done
