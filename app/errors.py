@@ -78,6 +78,10 @@ class UnknownModel(InvalidInput):
     """The model is not one this server offers."""
 
 
+class IdempotencyKeyReused(InvalidInput):
+    """This Idempotency-Key was already used for a different request."""
+
+
 class TaskNotFound(AppError):
     """No task with this id."""
 

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from app.api.limits import BodySizeLimit
 from app.api.openapi import install_openapi
 from app.api.problems import install_problem_handlers
-from app.api.routes import health, tasks
+from app.api.routes import health, tasks, workers
 from app.db.engine import create_engine, session_factory
 from app.settings import Settings, get_settings
 
@@ -42,11 +42,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         openapi_tags=[
             {"name": "tasks", "description": "Transcription tasks: create, follow, export."},
+            {"name": "workers", "description": "The worker fleet."},
             {"name": "health", "description": "Process health."},
         ],
     )
     app.state.settings = settings
     app.include_router(tasks.router)
+    app.include_router(workers.router)
     app.include_router(health.router)
     install_problem_handlers(app)
     install_openapi(app)

@@ -81,6 +81,12 @@ class Settings(BaseSettings):
     embedded_workers: int = Field(1, ge=0, le=64, description="Worker processes `serve` starts beside the API.")
     lease_seconds: float = Field(60.0, gt=1, description="How long a claim lasts without a heartbeat.")
     heartbeat_seconds: float = Field(15.0, gt=0, description="How often a running task extends its lease.")
+    reap_seconds: float = Field(
+        5.0, gt=0, description="How often each worker requeues expired leases and refreshes its own record."
+    )
+    worker_name: str = Field(
+        "", max_length=100, description="Name this host's workers report (default: the host name)."
+    )
     poll_seconds: float = Field(0.5, gt=0, description="How often an idle worker looks for queued tasks.")
     shutdown_grace_seconds: float = Field(
         30.0, ge=0, description="On SIGTERM, how long running tasks may finish before they are given back."

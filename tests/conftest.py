@@ -32,14 +32,14 @@ def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def make_settings(tmp_path: Path, model_cache: Path) -> Callable[..., Settings]:
-    """Settings on a fresh SQLite file in tmp_path; keyword arguments override."""
+def make_settings(tmp_path: Path, model_cache: Path, db_url: str) -> Callable[..., Settings]:
+    """Settings on a fresh database, SQLite and MariaDB in turn; keyword arguments override."""
 
     def make(**overrides: Any) -> Settings:
         values: dict[str, Any] = {
             "data_dir": tmp_path,
             "model_cache_dir": model_cache,
-            "database_url": f"sqlite+aiosqlite:///{tmp_path / 'test.db'}",
+            "database_url": db_url,
             "poll_seconds": 0.05,
             "lease_seconds": 10.0,
             "heartbeat_seconds": 2.0,
@@ -134,7 +134,7 @@ def task_factory() -> Callable[..., Awaitable[Task]]:
         now = utcnow()
         values: dict[str, Any] = {
             "id": str(uuid.uuid4()),
-            "owner": None,
+            "owner": "",
             "task_type": "transcribe",
             "status": "queued",
             "priority": 1,

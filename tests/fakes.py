@@ -10,7 +10,7 @@ import numpy as np
 
 from app.schemas.transcript import Segment, Transcript
 from app.services.media import SAMPLE_RATE
-from workers.engine import TranscriptionInterrupted, TranscriptionRequest
+from workers.engine import EngineInfo, TranscriptionInterrupted, TranscriptionRequest
 
 
 class FakeEngine:
@@ -24,6 +24,9 @@ class FakeEngine:
         self.fail_with = fail_with
         self.calls: list[tuple[str, float]] = []
         self.started = threading.Event()
+
+    def describe(self) -> EngineInfo:
+        return EngineInfo(device="cpu", device_index=[0], compute_type="fake", models=["fake"])
 
     def transcribe(
         self,

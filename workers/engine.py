@@ -32,14 +32,29 @@ class TranscriptionInterrupted(Exception):
 class TranscriptionRequest:
     """What to transcribe the audio with."""
 
+    task_id: str | None
     model: str
     task_type: TaskType
     language: str | None
     options: DecodeOptions
 
 
+@dataclass(frozen=True)
+class EngineInfo:
+    """Where an engine runs and what it has loaded, as shown by GET /v1/workers."""
+
+    device: str
+    device_index: list[int]
+    compute_type: str
+    models: list[str]
+
+
 class TranscriptionEngine(Protocol):
     """Turns 16 kHz mono float32 audio into a transcript; runs in a worker thread."""
+
+    def describe(self) -> EngineInfo:
+        """Device, compute type and loaded models."""
+        ...
 
     def transcribe(
         self,
@@ -69,6 +84,15 @@ class FasterWhisperEngine:
     def __init__(self, pool: ModelPool, *, batch_size: int = 8) -> None:
         self.pool = pool
         self.batch_size = batch_size
+
+    def describe(self) -> EngineInfo:
+        """The pool's device and compute type, and the models it holds."""
+        return EngineInfo(
+            device=self.pool.device,
+            device_index=list(self.pool.config.device_index),
+            compute_type=self.pool.compute_type,
+            models=sorted({key.name for key in self.pool.loaded()}),
+        )
 
     def transcribe(
         self,

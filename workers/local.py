@@ -35,6 +35,7 @@ def transcribe_files(
         return 2
     engine = build_engine(settings)
     request = TranscriptionRequest(
+        task_id=None,
         model=model,
         task_type=TaskType(task_type),
         language=language,

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.db.models import Task
 from app.errors import AppError, LeaseLost, TaskCancelled
 from app.schemas.tasks import DecodeOptions, TaskStatus, TaskType
-from app.services import media, queue
+from app.services import media, queue, workers
 from app.services.queue import Lease
 from app.settings import Settings
 from crawlers.direct import download
@@ -28,13 +28,11 @@ log = logging.getLogger(__name__)
 
 PROGRESS_SECONDS = 1.0
 """How often progress is written while a task runs."""
-REAP_SECONDS = 5.0
-"""How often each worker looks for expired leases."""
 
 
-def new_worker_id() -> str:
-    """host:pid:random, unique across restarts."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+def new_worker_id(name: str = "") -> str:
+    """name-or-host:pid:random, unique across restarts."""
+    return f"{name or socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 @dataclass
@@ -75,13 +73,14 @@ class Worker:
         self.sessions = sessions
         self.engine = engine
         self.settings = settings
-        self.worker_id = worker_id or new_worker_id()
+        self.worker_id = worker_id or new_worker_id(settings.worker_name)
         self._runs: dict[str, _Run] = {}
 
     async def run(self, stop: asyncio.Event) -> None:
         """Claim and execute tasks until `stop` is set; then finish within the grace period or give tasks back."""
         log.info("worker %s started (concurrency %d)", self.worker_id, self.settings.worker_concurrency)
-        reaper = asyncio.create_task(self._reap_forever(stop))
+        await self._register()
+        housekeeping = asyncio.create_task(self._housekeeping(stop))
         running: set[asyncio.Task[None]] = set()
         stop_waiter = asyncio.create_task(stop.wait())
         try:
@@ -98,13 +97,14 @@ class Worker:
                 running -= done
         finally:
             stop_waiter.cancel()
-            reaper.cancel()
+            housekeeping.cancel()
             if running:
                 _, pending = await asyncio.wait(running, timeout=self.settings.shutdown_grace_seconds)
                 for run in self._runs.values():
                     run.interrupt(_Shutdown)
                 if pending:
                     await asyncio.wait(pending)
+            await self._mark_stopped()
             log.info("worker %s stopped", self.worker_id)
 
     async def _claim(self, limit: int) -> list[Task]:
@@ -117,15 +117,46 @@ class Worker:
             log.exception("claiming tasks failed; retrying")
             return []
 
-    async def _reap_forever(self, stop: asyncio.Event) -> None:
+    async def _register(self) -> None:
+        info = self.engine.describe()
+        async with self.sessions() as session:
+            await workers.register(
+                session=session,
+                info=workers.WorkerInfo(
+                    id=self.worker_id,
+                    host=socket.gethostname(),
+                    pid=os.getpid(),
+                    device=info.device,
+                    device_index=info.device_index,
+                    compute_type=info.compute_type,
+                    concurrency=self.settings.worker_concurrency,
+                ),
+            )
+
+    async def _mark_stopped(self) -> None:
+        try:
+            async with self.sessions() as session:
+                await workers.mark_stopped(session=session, worker_id=self.worker_id)
+        except Exception:
+            log.exception("worker %s: recording the stop failed", self.worker_id)
+
+    async def _housekeeping(self, stop: asyncio.Event) -> None:
+        """Requeue expired leases (anyone's) and refresh this worker's record, every `reap_seconds`."""
         while not stop.is_set():
             try:
                 async with self.sessions() as session:
                     if count := await queue.reap_expired(session=session):
                         log.warning("requeued or failed %d tasks whose lease expired", count)
+                async with self.sessions() as session:
+                    await workers.report(
+                        session=session,
+                        worker_id=self.worker_id,
+                        running=sorted(self._runs),
+                        models=self.engine.describe().models,
+                    )
             except Exception:
-                log.exception("reaping expired leases failed")
-            await asyncio.sleep(REAP_SECONDS)
+                log.exception("housekeeping failed; retrying")
+            await asyncio.sleep(self.settings.reap_seconds)
 
     async def _execute(self, task: Task) -> None:
         assert task.lease_token is not None
@@ -138,6 +169,7 @@ class Worker:
             audio = await self._load_audio(task, run)
             run.duration = len(audio) / media.SAMPLE_RATE
             request = TranscriptionRequest(
+                task_id=task.id,
                 model=task.model,
                 task_type=TaskType(task.task_type),
                 language=task.language,

@@ -28,6 +28,11 @@ NAMING = {
 }
 
 
+# On MySQL/MariaDB every table is utf8mb4 with binary collation: transcripts hold any script, and ids and
+# idempotency keys compare exactly.
+MYSQL_TABLE = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin"}
+
+
 class Base(DeclarativeBase):
     """Declarative base with deterministic constraint names (same on every database)."""
 
@@ -40,7 +45,8 @@ class Task(Base):
     __tablename__ = "tasks"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    owner: Mapped[str | None] = mapped_column(String(64))
+    # The API key name that created the task; "" when the server runs without keys.
+    owner: Mapped[str] = mapped_column(String(64), default="")
     task_type: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16))
     priority: Mapped[int] = mapped_column(SmallInteger)
@@ -62,6 +68,7 @@ class Task(Base):
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    request_hash: Mapped[str | None] = mapped_column(String(64))
     callback_url: Mapped[str | None] = mapped_column(LongText)
     error_type: Mapped[str | None] = mapped_column(String(64))
     error_message: Mapped[str | None] = mapped_column(LongText)
@@ -79,6 +86,7 @@ class Task(Base):
         # The reaper: running tasks whose lease expired.
         Index("ix_tasks_lease", "status", "lease_expires_at"),
         UniqueConstraint("owner", "idempotency_key", name="uq_tasks_owner_idempotency_key"),
+        MYSQL_TABLE,
     )
 
 
@@ -86,6 +94,7 @@ class MediaChunk(Base):
     """A piece of a task's decoded audio (16 kHz mono Opus in Ogg), so any worker host can read it."""
 
     __tablename__ = "media_chunks"
+    __table_args__ = MYSQL_TABLE
 
     task_id: Mapped[str] = mapped_column(String(36), ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True)
     seq: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -96,6 +105,7 @@ class TaskResult(Base):
     """The transcript of a completed task."""
 
     __tablename__ = "task_results"
+    __table_args__ = MYSQL_TABLE
 
     task_id: Mapped[str] = mapped_column(String(36), ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True)
     text: Mapped[str] = mapped_column(LongText)
@@ -103,3 +113,47 @@ class TaskResult(Base):
     language_probability: Mapped[float | None] = mapped_column(Double)
     duration: Mapped[float] = mapped_column(Double)
     segments: Mapped[list[dict[str, Any]]] = mapped_column(LongJSON)
+
+
+class WebhookEvent(Base):
+    """An outbox row: written in the same transaction as the status change it announces."""
+
+    __tablename__ = "webhook_outbox"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    task_id: Mapped[str] = mapped_column(String(36), ForeignKey("tasks.id", ondelete="CASCADE"))
+    event: Mapped[str] = mapped_column(String(32))
+    url: Mapped[str] = mapped_column(LongText)
+    payload: Mapped[dict[str, Any]] = mapped_column(LongJSON)
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        Index("ix_webhook_outbox_due", "status", "next_attempt_at"),
+        Index("ix_webhook_outbox_task", "task_id"),
+        MYSQL_TABLE,
+    )
+
+
+class WorkerRecord(Base):
+    """A worker process as it reports itself; refreshed while it runs."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    device: Mapped[str] = mapped_column(String(16))
+    device_index: Mapped[list[int]] = mapped_column(LongJSON)
+    compute_type: Mapped[str] = mapped_column(String(32))
+    concurrency: Mapped[int] = mapped_column(Integer)
+    models: Mapped[list[str]] = mapped_column(LongJSON)
+    running: Mapped[list[str]] = mapped_column(LongJSON)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_workers_heartbeat", "heartbeat_at"), MYSQL_TABLE)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import tempfile
 import wave
@@ -68,6 +69,8 @@ class DecodedMedia:
     duration: float
     size: int
     container: str
+    sha256: str
+    """SHA-256 of the decoded 16 kHz mono PCM: the same sound gives the same hash whatever the container."""
 
 
 async def spool_to_file(chunks: AsyncIterator[bytes], *, limit: int, directory: Path | None = None) -> Path:
@@ -96,11 +99,11 @@ def decode_to_opus(source: Path, *, max_seconds: float, bitrate: int, directory:
         raise EmptyUpload()
     output = Path(tempfile.mkstemp(prefix="audio-", suffix=".ogg", dir=directory)[1])
     try:
-        decoded, container_name = _transcode(source, output, max_seconds=max_seconds, bitrate=bitrate)
+        decoded, container_name, digest = _transcode(source, output, max_seconds=max_seconds, bitrate=bitrate)
     except BaseException:
         output.unlink(missing_ok=True)
         raise
-    return DecodedMedia(output, decoded, output.stat().st_size, container_name)
+    return DecodedMedia(output, decoded, output.stat().st_size, container_name, digest)
 
 
 def _open_input(source: Path) -> av.container.InputContainer:
@@ -124,7 +127,8 @@ def _open_input(source: Path) -> av.container.InputContainer:
         raise UnreadableMedia(f"The media file could not be opened: {exc.strerror}.") from exc
 
 
-def _transcode(source: Path, output: Path, *, max_seconds: float, bitrate: int) -> tuple[float, str]:
+def _transcode(source: Path, output: Path, *, max_seconds: float, bitrate: int) -> tuple[float, str, str]:
+    """Decode, resample and encode; returns seconds decoded, the container name and a SHA-256 of the PCM."""
     with _open_input(source) as container:
         if not container.streams.audio:
             raise NoAudioStream("The media file has no audio stream: send a file with sound.")
@@ -134,6 +138,7 @@ def _transcode(source: Path, output: Path, *, max_seconds: float, bitrate: int) 
             raise AudioTooLong(f"The audio lasts {declared:.0f} s; this server accepts at most {max_seconds:.0f} s.")
         max_samples = int(max_seconds * SAMPLE_RATE)
         samples = 0
+        pcm_digest = hashlib.sha256()
         resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
         with av.open(str(output), "w", format="ogg") as sink:
             encoder = sink.add_stream("libopus", rate=SAMPLE_RATE, layout="mono", options=OPUS_OPTIONS)
@@ -142,6 +147,7 @@ def _transcode(source: Path, output: Path, *, max_seconds: float, bitrate: int) 
                 for frame in container.decode(stream):
                     for piece in resampler.resample(frame):
                         samples += piece.samples
+                        pcm_digest.update(piece.to_ndarray().tobytes())
                         if samples > max_samples:
                             raise AudioTooLong(f"The audio is longer than this server's limit of {max_seconds:.0f} s.")
                         sink.mux(encoder.encode(piece))
@@ -149,6 +155,7 @@ def _transcode(source: Path, output: Path, *, max_seconds: float, bitrate: int) 
                 raise UnreadableMedia(f"The media file is damaged and could not be decoded: {exc.strerror}.") from exc
             for piece in resampler.resample(None):
                 samples += piece.samples
+                pcm_digest.update(piece.to_ndarray().tobytes())
                 sink.mux(encoder.encode(piece))
             sink.mux(encoder.encode(None))
         container_name = container.format.name
@@ -159,7 +166,7 @@ def _transcode(source: Path, output: Path, *, max_seconds: float, bitrate: int) 
         raise UnreadableMedia(
             f"The media file is truncated: it declares {declared:.1f} s of audio but only {seconds:.1f} s decode."
         )
-    return seconds, container_name
+    return seconds, container_name, pcm_digest.hexdigest()
 
 
 def _declared_seconds(source: Path, container: av.container.InputContainer, stream: av.AudioStream) -> float | None:

@@ -7,15 +7,16 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, select, update
+from sqlalchemy import ColumnElement, Select, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import Task, TaskResult
+from app.db.retry import retry_transient, retrying
 from app.db.types import utcnow
 from app.errors import LeaseLost, TaskCancelled
 from app.schemas.tasks import TaskStatus
 from app.schemas.transcript import Transcript
-from app.services import media
+from app.services import media, outbox
 
 REQUEUE_BASE_SECONDS = 2.0
 REQUEUE_MAX_SECONDS = 300.0
@@ -30,9 +31,32 @@ class Lease:
 
 
 async def claim(*, session: AsyncSession, worker_id: str, lease_seconds: float, limit: int = 1) -> list[Task]:
-    """Atomically move up to `limit` due tasks from queued to running, highest priority and oldest first."""
-    now = utcnow()
+    """Atomically move up to `limit` due tasks from queued to running, highest priority and oldest first.
+
+    Transient errors are retried. If a connection drops after the claim committed, the retry finds the claimed
+    tasks by this call's token, so they are neither lost nor left running until their lease expires.
+    """
     token = str(uuid.uuid4())
+
+    async def attempt(number: int) -> list[Task]:
+        if number > 0:
+            async with session.begin():
+                mine = list(await session.scalars(_with_token(token)))
+            if mine:
+                return mine
+        return await _claim_once(session, worker_id=worker_id, lease_seconds=lease_seconds, limit=limit, token=token)
+
+    return await retrying(session, attempt)
+
+
+def _with_token(token: str) -> Select[Task]:
+    return select(Task).where(Task.lease_token == token).execution_options(populate_existing=True)
+
+
+async def _claim_once(
+    session: AsyncSession, *, worker_id: str, lease_seconds: float, limit: int, token: str
+) -> list[Task]:
+    now = utcnow()
     due = (
         select(Task.id)
         .where(Task.status == TaskStatus.queued.value, Task.run_at <= now)
@@ -68,10 +92,7 @@ async def claim(*, session: AsyncSession, worker_id: str, lease_seconds: float, 
             .values(**claimed)
             .execution_options(synchronize_session=False)
         )
-        rows = await session.scalars(
-            select(Task).where(Task.id.in_(ids), Task.lease_token == token).execution_options(populate_existing=True)
-        )
-        return list(rows)
+        return list(await session.scalars(_with_token(token).where(Task.id.in_(ids))))
 
 
 def _held(lease: Lease) -> list[ColumnElement[bool]]:
@@ -90,6 +111,7 @@ def _lease_ended(status: TaskStatus) -> dict[str, object]:
     return {"status": status.value, "finished_at": utcnow(), "lease_token": None, "lease_expires_at": None}
 
 
+@retry_transient
 async def heartbeat(*, session: AsyncSession, lease: Lease, lease_seconds: float, progress: int | None = None) -> None:
     """Extend the lease (and record progress); raise if the task was cancelled or is no longer ours."""
     values: dict[str, object] = {"lease_expires_at": utcnow() + timedelta(seconds=lease_seconds)}
@@ -104,6 +126,7 @@ async def heartbeat(*, session: AsyncSession, lease: Lease, lease_seconds: float
     raise LeaseLost(f"task {lease.task_id} is no longer held by this worker")
 
 
+@retry_transient
 async def complete(*, session: AsyncSession, lease: Lease, transcript: Transcript, processing_seconds: float) -> bool:
     """Store the result and mark the task completed, only if the lease is still ours. Returns whether it was."""
     async with session.begin():
@@ -128,9 +151,13 @@ async def complete(*, session: AsyncSession, lease: Lease, transcript: Transcrip
             )
         )
         await media.delete_media(session=session, task_id=lease.task_id)
+        await outbox.record_event(
+            session=session, task_id=lease.task_id, status=TaskStatus.completed, text=transcript.text
+        )
     return True
 
 
+@retry_transient
 async def finish_unsuccessfully(
     *,
     session: AsyncSession,
@@ -152,9 +179,11 @@ async def finish_unsuccessfully(
         )
         if done:
             await media.delete_media(session=session, task_id=lease.task_id)
+            await outbox.record_event(session=session, task_id=lease.task_id, status=status)
     return done
 
 
+@retry_transient
 async def release(*, session: AsyncSession, lease: Lease) -> bool:
     """Give a task back to the queue at once (graceful shutdown); the attempt does not count."""
     async with session.begin():
@@ -177,6 +206,20 @@ def requeue_delay(attempts: int) -> float:
     return random.uniform(ceiling / 2, ceiling)
 
 
+def _reaped(task: Task, now: datetime) -> tuple[TaskStatus, dict[str, object]]:
+    """What becomes of a task whose lease expired: cancelled, failed (out of attempts) or queued again."""
+    if task.cancel_requested:
+        return TaskStatus.cancelled, {"finished_at": now}
+    if task.attempts >= task.max_attempts:
+        return TaskStatus.failed, {
+            "finished_at": now,
+            "error_type": "LeaseExpired",
+            "error_message": f"The worker running this task stopped responding {task.attempts} times; giving up.",
+        }
+    return TaskStatus.queued, {"run_at": now + timedelta(seconds=requeue_delay(task.attempts)), "progress": 0}
+
+
+@retry_transient
 async def reap_expired(*, session: AsyncSession, now: datetime | None = None, limit: int = 100) -> int:
     """Requeue running tasks whose lease expired, or fail them when out of attempts. Returns how many."""
     now = now or utcnow()
@@ -190,34 +233,20 @@ async def reap_expired(*, session: AsyncSession, now: datetime | None = None, li
             )
         )
         for task in expired:
-            stale = [Task.id == task.id, Task.lease_token == task.lease_token]
-            if task.cancel_requested:
-                values: dict[str, object] = {"status": TaskStatus.cancelled.value, "finished_at": now}
-            elif task.attempts >= task.max_attempts:
-                values = {
-                    "status": TaskStatus.failed.value,
-                    "finished_at": now,
-                    "error_type": "LeaseExpired",
-                    "error_message": f"The worker running this task stopped responding {task.attempts} times; "
-                    "giving up.",
-                }
-            else:
-                values = {
-                    "status": TaskStatus.queued.value,
-                    "run_at": now + timedelta(seconds=requeue_delay(task.attempts)),
-                    "progress": 0,
-                }
+            outcome, values = _reaped(task, now)
             await session.execute(
                 update(Task)
-                .where(*stale)
-                .values(lease_token=None, lease_owner=None, lease_expires_at=None, **values)
+                .where(Task.id == task.id, Task.lease_token == task.lease_token)
+                .values(status=outcome.value, lease_token=None, lease_owner=None, lease_expires_at=None, **values)
                 .execution_options(synchronize_session=False)
             )
-            if values["status"] != TaskStatus.queued.value:
+            if outcome is not TaskStatus.queued:
                 await media.delete_media(session=session, task_id=task.id)
+                await outbox.record_event(session=session, task_id=task.id, status=outcome)
     return len(expired)
 
 
+@retry_transient
 async def attach_media(*, session: AsyncSession, lease: Lease, audio: media.DecodedMedia) -> bool:
     """Store audio a worker fetched for a URL task, so a retry elsewhere need not fetch it again."""
     async with session.begin():

@@ -4,23 +4,33 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Select, delete, func, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import Task, TaskResult
 from app.db.types import utcnow
-from app.errors import InvalidInput, TaskAlreadyFinished, TaskNotFinished, TaskNotFound
+from app.errors import IdempotencyKeyReused, InvalidInput, TaskAlreadyFinished, TaskNotFinished, TaskNotFound
 from app.schemas.tasks import FINISHED, Priority, TaskCreate, TaskStatus, TaskType
 from app.schemas.transcript import Segment, Transcript
-from app.services import media
+from app.services import media, outbox
 from app.services.catalog import check_model
 from app.services.media import DecodedMedia
 from app.settings import Settings
+
+
+@dataclass(frozen=True)
+class Creation:
+    """The task a create request led to, and whether it is new or an idempotent replay."""
+
+    task: Task
+    created: bool
 
 
 async def create_task(
@@ -31,17 +41,25 @@ async def create_task(
     settings: Settings,
     audio: DecodedMedia | None = None,
     filename: str | None = None,
-) -> Task:
-    """Queue a task for uploaded audio or for `task_in.file_url`; commits."""
+    idempotency_key: str | None = None,
+) -> Creation:
+    """Queue a task for uploaded audio or for `task_in.file_url`; commits.
+
+    With an idempotency key, a repeat of the same request (same owner, key, options and media) returns the task the
+    first one created, even when both arrive at once; the same key with a different request is refused.
+    """
     if (audio is None) == (task_in.file_url is None):
         raise InvalidInput("Give either an upload or file_url, not both.", field="file_url")
     model = task_in.model or settings.default_model
     language = task_in.language or settings.default_language
     check_model(model=model, task_type=task_in.task_type, language=language, extra=settings.extra_models)
+    fingerprint = _fingerprint(task_in, model=model, language=language, audio=audio, filename=filename)
+    if idempotency_key and (earlier := await _by_key(session, owner, idempotency_key)):
+        return _replay(earlier, fingerprint)
     now = utcnow()
     task = Task(
         id=str(uuid.uuid4()),
-        owner=owner,
+        owner=owner or "",
         task_type=task_in.task_type.value,
         status=TaskStatus.queued.value,
         priority=task_in.priority.rank,
@@ -58,15 +76,45 @@ async def create_task(
         max_attempts=settings.max_attempts,
         run_at=now,
         cancel_requested=False,
+        idempotency_key=idempotency_key,
+        request_hash=fingerprint,
         callback_url=task_in.callback_url,
         created_at=now,
     )
-    session.add(task)
-    await session.flush()
-    if audio:
-        await media.store_media(session=session, task_id=task.id, path=audio.path)
-    await session.commit()
-    return task
+    try:
+        session.add(task)
+        await session.flush()
+        if audio:
+            await media.store_media(session=session, task_id=task.id, path=audio.path)
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()
+        if idempotency_key and (earlier := await _by_key(session, owner, idempotency_key)):
+            return _replay(earlier, fingerprint)  # a concurrent request with the same key won
+        raise
+    return Creation(task, created=True)
+
+
+def _fingerprint(
+    task_in: TaskCreate, *, model: str, language: str | None, audio: DecodedMedia | None, filename: str | None
+) -> str:
+    """SHA-256 over everything that defines the request: options, model, language, media or URL."""
+    described = task_in.model_dump(mode="json", exclude={"model", "language"}, exclude_none=True)
+    described |= {"model": model, "language": language, "media": audio.sha256 if audio else None, "name": filename}
+    return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()
+
+
+async def _by_key(session: AsyncSession, owner: str | None, key: str) -> Task | None:
+    query = select(Task).where(Task.owner == (owner or ""), Task.idempotency_key == key)
+    return (await session.scalars(query.execution_options(populate_existing=True))).one_or_none()
+
+
+def _replay(earlier: Task, fingerprint: str) -> Creation:
+    if earlier.request_hash != fingerprint:
+        raise IdempotencyKeyReused(
+            f"Idempotency-Key was already used for a different request (task {earlier.id}); use a new key."
+        )
+    return Creation(earlier, created=False)
 
 
 def _clean_filename(name: str | None) -> str | None:
@@ -187,6 +235,8 @@ async def cancel_task(*, session: AsyncSession, task_id: str, owner: str | None)
         task.finished_at = utcnow()
         task.lease_token = None
         await media.delete_media(session=session, task_id=task.id)
+        await session.flush()
+        await outbox.record_event(session=session, task_id=task.id, status=TaskStatus.cancelled)
     else:
         task.cancel_requested = True
     await session.commit()

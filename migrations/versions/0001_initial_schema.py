@@ -22,7 +22,7 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     op.create_table('tasks',
     sa.Column('id', sa.String(length=36), nullable=False),
-    sa.Column('owner', sa.String(length=64), nullable=True),
+    sa.Column('owner', sa.String(length=64), nullable=False),
     sa.Column('task_type', sa.String(length=16), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('priority', sa.SmallInteger(), nullable=False),
@@ -52,7 +52,9 @@ def upgrade() -> None:
     sa.Column('finished_at', UTCDateTime(), nullable=True),
     sa.Column('processing_seconds', sa.Double(), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_tasks')),
-    sa.UniqueConstraint('owner', 'idempotency_key', name='uq_tasks_owner_idempotency_key')
+    sa.UniqueConstraint('owner', 'idempotency_key', name='uq_tasks_owner_idempotency_key'),
+    mysql_charset='utf8mb4',
+    mysql_collate='utf8mb4_bin',
     )
     op.create_index('ix_tasks_claim', 'tasks', ['status', 'priority', 'run_at', 'id'], unique=False)
     op.create_index('ix_tasks_created', 'tasks', ['created_at', 'id'], unique=False)
@@ -63,7 +65,9 @@ def upgrade() -> None:
     sa.Column('seq', sa.Integer(), nullable=False),
     sa.Column('data', sa.LargeBinary().with_variant(mysql.MEDIUMBLOB(), 'mariadb').with_variant(mysql.MEDIUMBLOB(), 'mysql'), nullable=False),
     sa.ForeignKeyConstraint(['task_id'], ['tasks.id'], name=op.f('fk_media_chunks_task_id_tasks'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('task_id', 'seq', name=op.f('pk_media_chunks'))
+    sa.PrimaryKeyConstraint('task_id', 'seq', name=op.f('pk_media_chunks')),
+    mysql_charset='utf8mb4',
+    mysql_collate='utf8mb4_bin',
     )
     op.create_table('task_results',
     sa.Column('task_id', sa.String(length=36), nullable=False),
@@ -73,7 +77,9 @@ def upgrade() -> None:
     sa.Column('duration', sa.Double(), nullable=False),
     sa.Column('segments', sa.JSON().with_variant(mysql.JSON(), 'mariadb').with_variant(mysql.JSON(), 'mysql'), nullable=False),
     sa.ForeignKeyConstraint(['task_id'], ['tasks.id'], name=op.f('fk_task_results_task_id_tasks'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('task_id', name=op.f('pk_task_results'))
+    sa.PrimaryKeyConstraint('task_id', name=op.f('pk_task_results')),
+    mysql_charset='utf8mb4',
+    mysql_collate='utf8mb4_bin',
     )
 
 

@@ -19,6 +19,7 @@ def run(engine: FasterWhisperEngine, name: str, **kwargs: object) -> tuple[objec
     audio = decode_audio(str(clip(name)), sampling_rate=16_000)
     progress: list[float] = []
     request = TranscriptionRequest(
+        task_id=None,
         model=str(kwargs.pop("model", "base")),
         task_type=TaskType(kwargs.pop("task_type", "transcribe")),
         language=kwargs.pop("language", None),  # type: ignore[arg-type]
@@ -81,7 +82,9 @@ def test_tiny_en_is_bundled_too(real_engine: FasterWhisperEngine) -> None:
 
 def test_stop_request_interrupts(real_engine: FasterWhisperEngine) -> None:
     audio = decode_audio(str(clip("en_sonnet001.wav")), sampling_rate=16_000)
-    request = TranscriptionRequest(model="base", task_type=TaskType.transcribe, language="en", options=DecodeOptions())
+    request = TranscriptionRequest(
+        task_id=None, model="base", task_type=TaskType.transcribe, language="en", options=DecodeOptions()
+    )
     seen: list[float] = []
     with pytest.raises(TranscriptionInterrupted):
         real_engine.transcribe(audio, request, on_progress=seen.append, should_stop=lambda: len(seen) >= 1)

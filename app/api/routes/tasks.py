@@ -8,7 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
@@ -148,17 +148,42 @@ async def _read_request(request: Request, settings: Settings) -> tuple[TaskCreat
     openapi_extra=CREATE_TASK_OPENAPI,
     responses={413: {"description": "Upload too large"}, 415: {"description": "Unsupported media"}},
 )
-async def create_task(request: Request, session: SessionDep, settings: SettingsDep, owner: OwnerDep) -> TaskDetail:
+async def create_task(
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    settings: SettingsDep,
+    owner: OwnerDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            min_length=1,
+            max_length=255,
+            description="Repeating a request with the same key returns the first one's task (200) instead of "
+            "creating another; the same key with a different request is refused (422).",
+            examples=["upload-2026-11-22-0001"],
+        ),
+    ] = None,
+) -> TaskDetail:
     """Create a task from the request body."""
     task_in, audio, filename = await _read_request(request, settings)
     try:
-        task = await task_service.create_task(
-            session=session, task_in=task_in, owner=owner, settings=settings, audio=audio, filename=filename
+        creation = await task_service.create_task(
+            session=session,
+            task_in=task_in,
+            owner=owner,
+            settings=settings,
+            audio=audio,
+            filename=filename,
+            idempotency_key=idempotency_key,
         )
     finally:
         if audio:
             Path(audio.path).unlink(missing_ok=True)
-    return _detail(task, None)
+    if not creation.created:
+        response.status_code = 200
+        response.headers["Idempotent-Replayed"] = "true"
+    return _detail(creation.task, None)
 
 
 @router.get("", response_model=TaskPage, summary="List tasks", description="Newest first, with keyset pagination.")
