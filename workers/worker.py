@@ -191,7 +191,10 @@ class Worker:
                     transcript=transcript,
                     processing_seconds=time.monotonic() - started,
                 )
-            log.info("task %s: %s", task.id, "completed" if done else "finished, but the lease was lost")
+            if done:
+                log.info("task %s: completed", task.id)
+            else:
+                log.warning("task %s: finished, but the lease was lost; result discarded", task.id)
         except TranscriptionInterrupted:
             await self._interrupted(run, time.monotonic() - started)
         except AppError as exc:

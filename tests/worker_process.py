@@ -1,0 +1,99 @@
+"""A real worker process with a fast, instrumented engine: `python -m tests.worker_process`.
+
+Settings come from the environment like any worker. The engine sleeps WHISPER_TEST_DELAY seconds per task (in small
+steps, honouring stop requests), appends one row per execution to the `executions` table (no unique constraint), and
+writes its worker id into the transcript so a test can tell who completed a task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from datetime import UTC, datetime
+from collections.abc import Callable
+
+import numpy as np
+from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.db.engine import create_engine, session_factory
+from app.schemas.transcript import Segment, Transcript
+from app.settings import get_settings
+from workers.engine import EngineInfo, TranscriptionInterrupted, TranscriptionRequest
+from workers.worker import Worker
+
+metadata = MetaData()
+executions = Table(
+    "executions",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("task_id", String(36), nullable=False),
+    Column("worker_id", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("at", DateTime, nullable=False),
+)
+
+
+class LoggingEngine:
+    """Records every execution in the database, then pretends to transcribe."""
+
+    def __init__(self, db: AsyncEngine, loop: asyncio.AbstractEventLoop, delay: float) -> None:
+        self.db = db
+        self.loop = loop
+        self.delay = delay
+        self.worker_id = ""
+
+    def describe(self) -> EngineInfo:
+        return EngineInfo(device="cpu", device_index=[0], compute_type="fake", models=["fake"])
+
+    def transcribe(
+        self,
+        audio: np.ndarray,
+        request: TranscriptionRequest,
+        *,
+        on_progress: Callable[[float], None],
+        should_stop: Callable[[], bool],
+    ) -> Transcript:
+        asyncio.run_coroutine_threadsafe(self._log(str(request.task_id)), self.loop).result()
+        deadline = time.monotonic() + self.delay
+        while time.monotonic() < deadline:
+            if should_stop():
+                raise TranscriptionInterrupted()
+            time.sleep(min(0.05, self.delay))
+        text = f"done by {self.worker_id}"
+        segment = Segment(id=0, start=0.0, end=0.1, text=text, avg_logprob=-0.1, no_speech_prob=0.0)
+        return Transcript(text=text, language="en", language_probability=1.0, duration=0.1, segments=[segment])
+
+    async def _log(self, task_id: str) -> None:
+        async with self.db.begin() as conn:
+            await conn.execute(
+                insert(executions).values(
+                    task_id=task_id,
+                    worker_id=self.worker_id,
+                    pid=os.getpid(),
+                    at=datetime.now(UTC).replace(tzinfo=None),
+                )
+            )
+
+
+async def main() -> None:
+    settings = get_settings()
+    db = create_engine(settings.resolved_database_url)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    engine = LoggingEngine(db, loop, float(os.environ.get("WHISPER_TEST_DELAY", "0")))
+    worker = Worker(sessions=session_factory(db), engine=engine, settings=settings)
+    engine.worker_id = worker.worker_id
+    print(f"worker-id {worker.worker_id}", flush=True)
+    try:
+        await worker.run(stop)
+    finally:
+        await db.dispose()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
