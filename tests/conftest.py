@@ -6,6 +6,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -92,16 +93,9 @@ async def wait_for(predicate: Callable[[], Any], *, timeout: float = 60.0, inter
 MARIADB_URL = os.environ.get("WHISPER_TEST_MYSQL_URL", "mysql+asyncmy://root@127.0.0.1:3306/test")
 
 
-@pytest.fixture(params=["sqlite", "mariadb"])
-async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    """A fresh, migrated database of each kind. MariaDB must be running: this fails, never skips, without it."""
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'queue.db'}"
-        engine = create_engine(url)
-        await upgrade_to_head(engine)
-        await engine.dispose()
-        yield url
-        return
+@asynccontextmanager
+async def fresh_mariadb() -> AsyncIterator[str]:
+    """A new, migrated MariaDB database, dropped afterwards. Fails (never skips) if MariaDB is not running."""
     name = f"ws_test_{uuid.uuid4().hex[:12]}"
     server = create_engine(MARIADB_URL)
     async with server.begin() as conn:
@@ -116,6 +110,27 @@ async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         async with server.begin() as conn:
             await conn.exec_driver_sql(f"DROP DATABASE {name}")
         await server.dispose()
+
+
+@pytest.fixture(params=["sqlite", "mariadb"])
+async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """A fresh, migrated database of each kind."""
+    if request.param == "mariadb":
+        async with fresh_mariadb() as url:
+            yield url
+        return
+    url = f"sqlite+aiosqlite:///{tmp_path / 'queue.db'}"
+    engine = create_engine(url)
+    await upgrade_to_head(engine)
+    await engine.dispose()
+    yield url
+
+
+@pytest.fixture
+async def mariadb_url() -> AsyncIterator[str]:
+    """A fresh, migrated MariaDB database (for MariaDB-only fault tests)."""
+    async with fresh_mariadb() as url:
+        yield url
 
 
 @pytest.fixture

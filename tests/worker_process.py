@@ -11,8 +11,8 @@ import asyncio
 import os
 import signal
 import time
-from datetime import UTC, datetime
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import numpy as np
 from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, insert

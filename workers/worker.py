@@ -16,6 +16,7 @@ import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.models import Task
+from app.db.retry import is_transient
 from app.errors import AppError, LeaseLost, TaskCancelled
 from app.schemas.tasks import DecodeOptions, TaskStatus, TaskType
 from app.services import media, queue, workers
@@ -200,9 +201,14 @@ class Worker:
         except AppError as exc:
             await self._finish(run, TaskStatus.failed, exc.type_name, exc.detail, time.monotonic() - started)
         except Exception as exc:
-            log.exception("task %s: failed", task.id)
-            message = str(exc) or type(exc).__name__
-            await self._finish(run, TaskStatus.failed, type(exc).__name__, message, time.monotonic() - started)
+            if is_transient(exc):
+                # The database stayed unreachable longer than the queue layer retries: not the task's fault.
+                # Leave it to its lease; the reaper requeues it once the lease expires.
+                log.error("task %s: database unavailable (%s); it will be requeued", task.id, exc)
+            else:
+                log.exception("task %s: failed", task.id)
+                message = str(exc) or type(exc).__name__
+                await self._finish(run, TaskStatus.failed, type(exc).__name__, message, time.monotonic() - started)
         finally:
             reporter.cancel()
             self._runs.pop(task.id, None)

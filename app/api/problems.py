@@ -8,8 +8,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException
 
+from app.db.retry import is_transient
 from app.errors import AppError
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,17 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     return problem(exc.status_code, str(exc.detail), str(exc.detail), f"HTTP{exc.status_code}")
 
 
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    if is_transient(exc):
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+        response = problem(
+            503, "Service unavailable", "The database is briefly unavailable; retry shortly.", "DatabaseUnavailable"
+        )
+        response.headers["Retry-After"] = "2"
+        return response
+    return await _unexpected(request, exc)
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem(500, "Internal error", "The server failed to handle the request.", "InternalError")
@@ -54,4 +67,5 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(DBAPIError, _database_error)
     app.add_exception_handler(Exception, _unexpected)

@@ -18,6 +18,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import MediaChunk
+from app.db.retry import retry_transient
 from app.errors import AudioTooLong, EmptyUpload, NoAudioStream, UnreadableMedia, UnsupportedMedia, UploadTooLarge
 
 SAMPLE_RATE = 16_000
@@ -205,6 +206,7 @@ async def store_media(*, session: AsyncSession, task_id: str, path: Path) -> Non
             await session.flush()
 
 
+@retry_transient
 async def load_media(*, session: AsyncSession, task_id: str) -> bytes:
     """Read a task's encoded audio back from its chunks."""
     rows = await session.scalars(select(MediaChunk.data).where(MediaChunk.task_id == task_id).order_by(MediaChunk.seq))
@@ -216,6 +218,7 @@ async def delete_media(*, session: AsyncSession, task_id: str) -> None:
     await session.execute(delete(MediaChunk).where(MediaChunk.task_id == task_id))
 
 
+@retry_transient
 async def has_media(*, session: AsyncSession, task_id: str) -> bool:
     """Whether audio is stored for the task."""
     return await session.scalar(select(MediaChunk.seq).where(MediaChunk.task_id == task_id).limit(1)) is not None

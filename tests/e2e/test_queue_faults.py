@@ -13,13 +13,15 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import func, insert, select
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db.engine import create_engine
@@ -160,17 +162,23 @@ class Fleet:
             log.close()
 
 
-@pytest.fixture
-async def fleet(db_url: str, tmp_path: Path, tiny_opus: bytes) -> AsyncIterator[Fleet]:
-    engine = create_engine(db_url)
+@asynccontextmanager
+async def make_fleet(url: str, tmp_path: Path, media: bytes) -> AsyncIterator[Fleet]:
+    engine = create_engine(url)
     async with engine.begin() as conn:
         await conn.run_sync(metadata.create_all)
-    running = Fleet(db_url, engine, tmp_path, tiny_opus)
+    running = Fleet(url, engine, tmp_path, media)
     try:
         yield running
     finally:
         running.stop_all()
         await engine.dispose()
+
+
+@pytest.fixture
+async def fleet(db_url: str, tmp_path: Path, tiny_opus: bytes) -> AsyncIterator[Fleet]:
+    async with make_fleet(db_url, tmp_path, tiny_opus) as running:
+        yield running
 
 
 def is_mariadb(fleet: Fleet) -> bool:
@@ -292,3 +300,38 @@ async def test_cancel_reaches_a_running_task_within_a_heartbeat(fleet: Fleet) ->
         await conn.execute(Task.__table__.update().where(Task.id == task_id).values(cancel_requested=True))
     stopped_in = await fleet.wait(lambda: fleet.status_is(task_id, "cancelled"), timeout=10, what="cancelled")
     assert stopped_in <= float(FAST["WHISPER_HEARTBEAT_SECONDS"]) + 1.5
+
+
+async def test_killed_connections_lose_and_duplicate_nothing(
+    mariadb_url: str, tmp_path: Path, tiny_opus: bytes
+) -> None:
+    """KILL every worker connection again and again while 4 processes work through 300 tasks."""
+    async with make_fleet(mariadb_url, tmp_path, tiny_opus) as fleet:
+        ids = set(await fleet.seed(300))
+        for _ in range(4):
+            fleet.spawn("node-a", delay=0.02, WHISPER_LEASE_SECONDS="30", WHISPER_HEARTBEAT_SECONDS="5")
+        database = make_url(mariadb_url).database
+        kills = 0
+        completed = select(func.count()).select_from(Task).where(Task.status == "completed")
+        deadline = time.monotonic() + 240
+        while await fleet.scalar(completed) < 300:
+            assert time.monotonic() < deadline, "tasks did not complete under connection kills"
+            async with fleet.engine.connect() as conn:
+                own = (await conn.exec_driver_sql("SELECT CONNECTION_ID()")).scalar()
+                rows = (await conn.exec_driver_sql("SHOW PROCESSLIST")).all()
+                for row in rows:
+                    if row[3] == database and row[0] != own:
+                        await conn.exec_driver_sql(f"KILL {int(row[0])}")
+                        kills += 1
+            await asyncio.sleep(0.2)
+        fleet.stop_all()
+        async with fleet.engine.connect() as conn:
+            runs = (await conn.execute(select(executions.c.task_id, func.count()).group_by(executions.c.task_id))).all()
+            failed = (
+                await conn.execute(select(func.count()).select_from(Task).where(Task.status != "completed"))
+            ).scalar()
+        duplicates = [task_id for task_id, n in runs if n > 1]
+        lost = ids - {task_id for task_id, _ in runs}
+        print(f"{kills} connections killed; duplicates {len(duplicates)}, lost {len(lost)}")
+        assert kills >= 20
+        assert duplicates == [] and lost == set() and failed == 0
