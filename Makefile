@@ -36,7 +36,8 @@ pytest:
 	$(BIN)/pytest -q -p no:cacheprovider
 
 bench: install-test  ## print the benchmark tables
-	$(BIN)/python bench/overhead.py
+	$(BIN)/python -m bench.overhead
+	$(BIN)/python -m bench.queue
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

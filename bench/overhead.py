@@ -1,6 +1,6 @@
 """Throughput of the whole service vs faster-whisper called directly, on the same clips, model and settings.
 
-    python bench/overhead.py [--model base] [--audio ../shared/audio]
+    python -m bench.overhead [--model base] [--audio ../shared/audio]
 
 (a) in-process: WhisperModel.transcribe (BatchedInferencePipeline for clips over 30 s, as the service does),
     model loaded before timing.

@@ -42,6 +42,7 @@ class _Run:
 
     lease: Lease
     duration: float | None
+    callback_url: str | None
     stop: threading.Event = field(default_factory=threading.Event)
     stop_reason: type[Exception] | None = None
     seconds_done: float = 0.0
@@ -161,7 +162,7 @@ class Worker:
 
     async def _execute(self, task: Task) -> None:
         assert task.lease_token is not None
-        run = _Run(Lease(task.id, task.lease_token), task.media_duration)
+        run = _Run(Lease(task.id, task.lease_token), task.media_duration, task.callback_url)
         self._runs[task.id] = run
         started = time.monotonic()
         reporter = asyncio.create_task(self._report(run))
@@ -191,6 +192,7 @@ class Worker:
                     lease=run.lease,
                     transcript=transcript,
                     processing_seconds=time.monotonic() - started,
+                    callback_url=run.callback_url,
                 )
             if done:
                 log.info("task %s: completed", task.id)
@@ -236,6 +238,7 @@ class Worker:
                     error_type=error_type,
                     message=message,
                     processing_seconds=elapsed,
+                    callback_url=run.callback_url,
                 )
         except Exception:
             log.exception("task %s: recording the outcome failed; the lease will expire", run.lease.task_id)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     Boolean,
@@ -14,6 +14,7 @@ from sqlalchemy import (
     MetaData,
     SmallInteger,
     String,
+    Table,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -157,3 +158,10 @@ class WorkerRecord(Base):
     stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (Index("ix_workers_heartbeat", "heartbeat_at"), MYSQL_TABLE)
+
+
+# Core tables, for statements that need no ORM bookkeeping (the queue's fenced updates, bulk deletes).
+TASKS = cast(Table, Task.__table__)
+MEDIA_CHUNKS = cast(Table, MediaChunk.__table__)
+TASK_RESULTS = cast(Table, TaskResult.__table__)
+WEBHOOK_OUTBOX = cast(Table, WebhookEvent.__table__)

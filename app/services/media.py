@@ -17,7 +17,7 @@ import numpy as np
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.models import MediaChunk
+from app.db.models import MEDIA_CHUNKS, MediaChunk
 from app.db.retry import retry_transient
 from app.errors import AudioTooLong, EmptyUpload, NoAudioStream, UnreadableMedia, UnsupportedMedia, UploadTooLarge
 
@@ -215,7 +215,7 @@ async def load_media(*, session: AsyncSession, task_id: str) -> bytes:
 
 async def delete_media(*, session: AsyncSession, task_id: str) -> None:
     """Remove a task's stored audio."""
-    await session.execute(delete(MediaChunk).where(MediaChunk.task_id == task_id))
+    await session.execute(delete(MEDIA_CHUNKS).where(MEDIA_CHUNKS.c.task_id == task_id))
 
 
 @retry_transient

@@ -9,33 +9,38 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.models import Task, WebhookEvent
+from app.db.models import WEBHOOK_OUTBOX
 from app.db.types import utcnow
 from app.schemas.tasks import TaskStatus
 
 
-async def record_event(*, session: AsyncSession, task_id: str, status: TaskStatus, text: str | None = None) -> None:
-    """Queue a `task.<status>` event if the task has a callback_url; part of the caller's transaction."""
-    row = (
-        await session.execute(select(Task.callback_url, Task.error_type, Task.error_message).where(Task.id == task_id))
-    ).one_or_none()
-    if row is None or not row.callback_url:
+async def record_event(
+    *,
+    session: AsyncSession,
+    task_id: str,
+    status: TaskStatus,
+    callback_url: str | None,
+    text: str | None = None,
+    error: tuple[str, str] | None = None,
+) -> None:
+    """Queue a `task.<status>` event when the task has a callback_url; part of the caller's transaction."""
+    if not callback_url:
         return
     now = utcnow()
     data: dict[str, Any] = {"task_id": task_id, "status": status.value}
     if text is not None:
         data["text"] = text
-    if row.error_type:
-        data["error"] = {"type": row.error_type, "message": row.error_message}
-    session.add(
-        WebhookEvent(
+    if error is not None:
+        data["error"] = {"type": error[0], "message": error[1]}
+    await session.execute(
+        insert(WEBHOOK_OUTBOX).values(
             id=f"msg_{uuid.uuid4().hex}",
             task_id=task_id,
             event=f"task.{status.value}",
-            url=row.callback_url,
+            url=callback_url,
             payload={"type": f"task.{status.value}", "timestamp": now.isoformat(), "data": data},
             status="pending",
             attempts=0,

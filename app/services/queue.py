@@ -6,11 +6,13 @@ import random
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import ColumnElement, Select, select, update
+from sqlalchemy import ColumnElement, Select, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
-from app.db.models import Task, TaskResult
+from app.db.models import TASK_RESULTS, TASKS, Task
 from app.db.retry import retry_transient, retrying
 from app.db.types import utcnow
 from app.errors import LeaseLost, TaskCancelled
@@ -58,17 +60,16 @@ async def _claim_once(
 ) -> list[Task]:
     now = utcnow()
     due = (
-        select(Task.id)
+        select(Task)
         .where(Task.status == TaskStatus.queued.value, Task.run_at <= now)
         .order_by(Task.priority, Task.run_at, Task.id)
         .limit(limit)
     )
-    claimed = {
+    claimed: dict[str, Any] = {
         "status": TaskStatus.running.value,
         "lease_token": token,
         "lease_owner": worker_id,
         "lease_expires_at": now + timedelta(seconds=lease_seconds),
-        "attempts": Task.attempts + 1,
         "started_at": now,
         "progress": 0,
     }
@@ -77,33 +78,34 @@ async def _claim_once(
             # BEGIN IMMEDIATE (see app.db.engine) already holds the write lock: one statement does it.
             stmt = (
                 update(Task)
-                .where(Task.id.in_(due.scalar_subquery()), Task.status == TaskStatus.queued.value)
-                .values(**claimed)
+                .where(Task.id.in_(due.with_only_columns(Task.id).scalar_subquery()))
+                .values(**claimed, attempts=Task.attempts + 1)
                 .returning(Task)
                 .execution_options(synchronize_session=False)
             )
             return list(await session.scalars(stmt))
-        ids = list(await session.scalars(due.with_for_update(skip_locked=True)))
-        if not ids:
+        # MySQL/MariaDB: lock the due rows others have not locked, then mark them; the rows are ours until COMMIT.
+        rows = list(
+            await session.scalars(due.with_for_update(skip_locked=True).execution_options(populate_existing=True))
+        )
+        if not rows:
             return []
         await session.execute(
-            update(Task)
-            .where(Task.id.in_(ids), Task.status == TaskStatus.queued.value)
-            .values(**claimed)
-            .execution_options(synchronize_session=False)
+            update(TASKS).where(TASKS.c.id.in_([t.id for t in rows])).values(**claimed, attempts=TASKS.c.attempts + 1)
         )
-        return list(await session.scalars(_with_token(token).where(Task.id.in_(ids))))
+        for task in rows:
+            for key, value in (*claimed.items(), ("attempts", task.attempts + 1)):
+                set_committed_value(task, key, value)
+        return rows
 
 
 def _held(lease: Lease) -> list[ColumnElement[bool]]:
-    return [Task.id == lease.task_id, Task.lease_token == lease.token, Task.status == TaskStatus.running.value]
+    return [TASKS.c.id == lease.task_id, TASKS.c.lease_token == lease.token, TASKS.c.status == TaskStatus.running.value]
 
 
 async def _update_held(session: AsyncSession, lease: Lease, *where: ColumnElement[bool], **values: object) -> bool:
     """UPDATE the task only while `lease` still holds it; returns whether it did."""
-    result = await session.execute(
-        update(Task).where(*_held(lease), *where).values(**values).execution_options(synchronize_session=False)
-    )
+    result = await session.execute(update(TASKS).where(*_held(lease), *where).values(**values))
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
@@ -118,17 +120,27 @@ async def heartbeat(*, session: AsyncSession, lease: Lease, lease_seconds: float
     if progress is not None:
         values["progress"] = max(0, min(100, progress))
     async with session.begin():
-        if await _update_held(session, lease, Task.cancel_requested.is_(False), **values):
+        if await _update_held(session, lease, TASKS.c.cancel_requested.is_(False), **values):
             return
-        cancelled = await session.scalar(select(Task.cancel_requested).where(*_held(lease)))
+        cancelled = await session.scalar(select(TASKS.c.cancel_requested).where(*_held(lease)))
     if cancelled:
         raise TaskCancelled(f"task {lease.task_id} was cancelled")
     raise LeaseLost(f"task {lease.task_id} is no longer held by this worker")
 
 
 @retry_transient
-async def complete(*, session: AsyncSession, lease: Lease, transcript: Transcript, processing_seconds: float) -> bool:
-    """Store the result and mark the task completed, only if the lease is still ours. Returns whether it was."""
+async def complete(
+    *,
+    session: AsyncSession,
+    lease: Lease,
+    transcript: Transcript,
+    processing_seconds: float,
+    callback_url: str | None,
+) -> bool:
+    """Store the result and mark the task completed, only if the lease is still ours. Returns whether it was.
+
+    The result row, the media cleanup and the webhook event (when `callback_url`) commit together.
+    """
     async with session.begin():
         done = await _update_held(
             session,
@@ -140,8 +152,8 @@ async def complete(*, session: AsyncSession, lease: Lease, transcript: Transcrip
         )
         if not done:
             return False
-        session.add(
-            TaskResult(
+        await session.execute(
+            insert(TASK_RESULTS).values(
                 task_id=lease.task_id,
                 text=transcript.text,
                 language=transcript.language,
@@ -152,7 +164,11 @@ async def complete(*, session: AsyncSession, lease: Lease, transcript: Transcrip
         )
         await media.delete_media(session=session, task_id=lease.task_id)
         await outbox.record_event(
-            session=session, task_id=lease.task_id, status=TaskStatus.completed, text=transcript.text
+            session=session,
+            task_id=lease.task_id,
+            status=TaskStatus.completed,
+            callback_url=callback_url,
+            text=transcript.text,
         )
     return True
 
@@ -166,8 +182,9 @@ async def finish_unsuccessfully(
     error_type: str | None,
     message: str | None,
     processing_seconds: float | None,
+    callback_url: str | None,
 ) -> bool:
-    """Mark the task failed or cancelled (only if the lease is still ours) and drop its media."""
+    """Mark the task failed or cancelled (only if the lease is still ours), drop its media, queue its event."""
     async with session.begin():
         done = await _update_held(
             session,
@@ -179,7 +196,13 @@ async def finish_unsuccessfully(
         )
         if done:
             await media.delete_media(session=session, task_id=lease.task_id)
-            await outbox.record_event(session=session, task_id=lease.task_id, status=status)
+            await outbox.record_event(
+                session=session,
+                task_id=lease.task_id,
+                status=status,
+                callback_url=callback_url,
+                error=(error_type, message or "") if error_type else None,
+            )
     return done
 
 
@@ -194,7 +217,7 @@ async def release(*, session: AsyncSession, lease: Lease) -> bool:
             lease_token=None,
             lease_owner=None,
             lease_expires_at=None,
-            attempts=Task.attempts - 1,
+            attempts=TASKS.c.attempts - 1,
             run_at=utcnow(),
             progress=0,
         )
@@ -235,14 +258,20 @@ async def reap_expired(*, session: AsyncSession, now: datetime | None = None, li
         for task in expired:
             outcome, values = _reaped(task, now)
             await session.execute(
-                update(Task)
-                .where(Task.id == task.id, Task.lease_token == task.lease_token)
+                update(TASKS)
+                .where(TASKS.c.id == task.id, TASKS.c.lease_token == task.lease_token)
                 .values(status=outcome.value, lease_token=None, lease_owner=None, lease_expires_at=None, **values)
-                .execution_options(synchronize_session=False)
             )
             if outcome is not TaskStatus.queued:
                 await media.delete_media(session=session, task_id=task.id)
-                await outbox.record_event(session=session, task_id=task.id, status=outcome)
+                error = values.get("error_type"), values.get("error_message")
+                await outbox.record_event(
+                    session=session,
+                    task_id=task.id,
+                    status=outcome,
+                    callback_url=task.callback_url,
+                    error=(str(error[0]), str(error[1])) if error[0] else None,
+                )
     return len(expired)
 
 

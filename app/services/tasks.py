@@ -235,8 +235,9 @@ async def cancel_task(*, session: AsyncSession, task_id: str, owner: str | None)
         task.finished_at = utcnow()
         task.lease_token = None
         await media.delete_media(session=session, task_id=task.id)
-        await session.flush()
-        await outbox.record_event(session=session, task_id=task.id, status=TaskStatus.cancelled)
+        await outbox.record_event(
+            session=session, task_id=task.id, status=TaskStatus.cancelled, callback_url=task.callback_url
+        )
     else:
         task.cancel_requested = True
     await session.commit()

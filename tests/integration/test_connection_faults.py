@@ -111,11 +111,15 @@ async def test_completion_survives_a_killed_connection(
     await task_factory(sessions, callback_url="https://hooks.example.com/x")
     async with sessions() as session:
         [task] = await queue.claim(session=session, worker_id="w1", lease_seconds=30)
-    assert task.lease_token
+    assert task.lease_token and task.callback_url
     killer.arm(at)
     async with sessions() as session:
         done = await queue.complete(
-            session=session, lease=Lease(task.id, task.lease_token), transcript=TRANSCRIPT, processing_seconds=1
+            session=session,
+            lease=Lease(task.id, task.lease_token),
+            transcript=TRANSCRIPT,
+            processing_seconds=1,
+            callback_url=task.callback_url,
         )
     assert killer.kills == 1 and done
     assert await count(sessions, Task, Task.status == "completed") == 1

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.db.models import Task, TaskResult
+from app.db.models import Task, TaskResult, WebhookEvent
 from app.db.types import utcnow
 from app.errors import LeaseLost, TaskCancelled
 from app.schemas.tasks import TaskStatus
@@ -81,12 +81,20 @@ async def test_completion_is_fenced_by_the_token(db: Sessions, task_factory: Fac
     assert task is not None and task.lease_token
     async with db() as session:
         assert not await queue.complete(
-            session=session, lease=Lease(task.id, "stale-token"), transcript=TRANSCRIPT, processing_seconds=1
+            session=session,
+            lease=Lease(task.id, "stale-token"),
+            transcript=TRANSCRIPT,
+            processing_seconds=1,
+            callback_url=None,
         )
     assert (await load(db, task.id)).status == "running"
     async with db() as session:
         assert await queue.complete(
-            session=session, lease=Lease(task.id, task.lease_token), transcript=TRANSCRIPT, processing_seconds=1.5
+            session=session,
+            lease=Lease(task.id, task.lease_token),
+            transcript=TRANSCRIPT,
+            processing_seconds=1.5,
+            callback_url=None,
         )
     stored = await load(db, task.id)
     assert stored.status == "completed" and stored.progress == 100 and stored.processing_seconds == 1.5
@@ -96,7 +104,11 @@ async def test_completion_is_fenced_by_the_token(db: Sessions, task_factory: Fac
         assert result is not None and result.text == "hi"
     async with db() as session:  # a second completion (a zombie's) changes nothing
         assert not await queue.complete(
-            session=session, lease=Lease(task.id, task.lease_token), transcript=TRANSCRIPT, processing_seconds=9
+            session=session,
+            lease=Lease(task.id, task.lease_token),
+            transcript=TRANSCRIPT,
+            processing_seconds=9,
+            callback_url=None,
         )
 
 
@@ -138,14 +150,18 @@ async def test_deleting_a_running_task_takes_its_lease(db: Sessions, task_factor
             await queue.heartbeat(session=session, lease=Lease(task.id, task.lease_token), lease_seconds=60)
     async with db() as session:
         assert not await queue.complete(
-            session=session, lease=Lease(task.id, task.lease_token), transcript=TRANSCRIPT, processing_seconds=1
+            session=session,
+            lease=Lease(task.id, task.lease_token),
+            transcript=TRANSCRIPT,
+            processing_seconds=1,
+            callback_url=None,
         )
     async with db() as session:
         assert await session.get(Task, task.id) is None
 
 
 async def test_reaper_requeues_with_backoff_then_fails(db: Sessions, task_factory: Factory) -> None:
-    await task_factory(db, max_attempts=2)
+    await task_factory(db, max_attempts=2, callback_url="https://hooks.example.com/x")
     first = await claim_one(db, lease=30)
     assert first is not None
     past = utcnow() - timedelta(seconds=1)
@@ -164,7 +180,11 @@ async def test_reaper_requeues_with_backoff_then_fails(db: Sessions, task_factor
     async with db() as session:
         assert first.lease_token is not None
         assert not await queue.complete(
-            session=session, lease=Lease(first.id, first.lease_token), transcript=TRANSCRIPT, processing_seconds=1
+            session=session,
+            lease=Lease(first.id, first.lease_token),
+            transcript=TRANSCRIPT,
+            processing_seconds=1,
+            callback_url=None,
         )
     async with db() as session, session.begin():
         await session.execute(update(Task).values(lease_expires_at=past))
@@ -173,6 +193,9 @@ async def test_reaper_requeues_with_backoff_then_fails(db: Sessions, task_factor
     failed = await load(db, first.id)
     assert failed.status == "failed" and failed.error_type == "LeaseExpired"
     assert failed.error_message and "2 times" in failed.error_message
+    async with db() as session:
+        events = list(await session.scalars(select(WebhookEvent)))
+    assert [(e.event, e.payload["data"]["error"]["type"]) for e in events] == [("task.failed", "LeaseExpired")]
 
 
 async def test_release_gives_the_task_back_without_spending_an_attempt(db: Sessions, task_factory: Factory) -> None:
@@ -199,6 +222,7 @@ async def test_failure_is_recorded(db: Sessions, task_factory: Factory) -> None:
             error_type="UnreadableMedia",
             message="damaged",
             processing_seconds=0.5,
+            callback_url=None,
         )
     async with db() as session:
         stored = (await session.scalars(select(Task).where(Task.id == task.id))).one()

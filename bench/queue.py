@@ -1,0 +1,245 @@
+"""Queue throughput and query latency on SQLite and MariaDB.
+
+    python -m bench.queue [--mysql mysql+asyncmy://root@127.0.0.1:3306/test] [--tasks 2000] [--big 100000]
+
+For each database, on a fresh schema:
+- enqueue/s: 8 concurrent producers create tasks through the task service (row + one media chunk);
+- claim+complete/s: 8 worker processes loop claim -> complete through the queue service until the queue is empty;
+- with `--big` tasks queued: claim latency (p50/p95 of single claims) and list/filter latency (p95 per query shape,
+  the same service call GET /v1/tasks makes, with the total count). Targets: >= 300 claim+complete/s on MariaDB,
+  list/filter p95 < 50 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import statistics
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import insert
+from sqlalchemy.engine import make_url
+
+from app.db.engine import create_engine, session_factory
+from app.db.migrate import upgrade_to_head
+from app.db.models import Task
+from app.schemas.tasks import Priority, TaskCreate, TaskStatus
+from app.schemas.transcript import Transcript
+from app.services import queue, tasks
+from app.services.media import DecodedMedia
+from app.services.tasks import TaskFilters
+from app.settings import Settings
+
+WORKERS = 8
+PRODUCERS = 8
+TRANSCRIPT = Transcript(text="x", language="en", language_probability=1.0, duration=1.0, segments=[])
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def fresh_database(kind: str, mysql_url: str) -> str:
+    if kind == "sqlite":
+        url = f"sqlite+aiosqlite:///{tempfile.mkdtemp(prefix='bench-queue-')}/queue.db"
+    else:
+        name = f"ws_bench_{uuid.uuid4().hex[:8]}"
+        server = create_engine(mysql_url)
+        async with server.begin() as conn:
+            await conn.exec_driver_sql(f"CREATE DATABASE {name} CHARACTER SET utf8mb4")
+        await server.dispose()
+        url = str(make_url(mysql_url).set(database=name))
+    engine = create_engine(url)
+    await upgrade_to_head(engine)
+    await engine.dispose()
+    return url
+
+
+async def drop_database(url: str, mysql_url: str) -> None:
+    if url.startswith("mysql"):
+        server = create_engine(mysql_url)
+        async with server.begin() as conn:
+            await conn.exec_driver_sql(f"DROP DATABASE {make_url(url).database}")
+        await server.dispose()
+
+
+async def enqueue(url: str, count: int) -> float:
+    """Tasks per second created through the task service by concurrent producers."""
+    engine = create_engine(url)
+    sessions = session_factory(engine)
+    media_file = Path(tempfile.mkdtemp()) / "a.ogg"
+    media_file.write_bytes(b"\0" * 4000)  # about 1 s of stored Opus
+    audio = DecodedMedia(media_file, 1.0, 4000, "ogg", "0" * 64)
+    settings = Settings(database_url=url)
+    task_in = TaskCreate(language="en")
+
+    async def producer(n: int) -> None:
+        for _ in range(n):
+            async with sessions() as session:
+                await tasks.create_task(session=session, task_in=task_in, owner="", settings=settings, audio=audio)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(producer(count // PRODUCERS) for _ in range(PRODUCERS)))
+    elapsed = time.perf_counter() - start
+    await engine.dispose()
+    return (count // PRODUCERS * PRODUCERS) / elapsed
+
+
+def _worker_process(url: str, ready: Any, go: Any, results: Any) -> None:
+    ready.put(True)  # imported and about to connect: the clock starts when every process is here
+    go.wait()
+
+    async def run() -> int:
+        engine = create_engine(url, pool_pre_ping=False)
+        sessions = session_factory(engine)
+        done = 0
+        while True:
+            async with sessions() as session:
+                claimed = await queue.claim(
+                    session=session, worker_id=f"bench-{uuid.uuid4().hex[:6]}", lease_seconds=60
+                )
+            if not claimed:
+                break
+            task = claimed[0]
+            assert task.lease_token
+            async with sessions() as session:
+                await queue.complete(
+                    session=session,
+                    lease=queue.Lease(task.id, task.lease_token),
+                    transcript=TRANSCRIPT,
+                    processing_seconds=0.0,
+                    callback_url=None,
+                )
+            done += 1
+        await engine.dispose()
+        return done
+
+    results.put(asyncio.run(run()))
+
+
+def claim_complete(url: str) -> tuple[float, int]:
+    """Claim+complete per second with WORKERS processes draining the queue."""
+    context = multiprocessing.get_context("spawn")
+    ready, go, results = context.Queue(), context.Event(), context.Queue()
+    procs = [context.Process(target=_worker_process, args=(url, ready, go, results)) for _ in range(WORKERS)]
+    for proc in procs:
+        proc.start()
+    for _ in procs:
+        ready.get()
+    start = time.perf_counter()
+    go.set()
+    counts = [results.get() for _ in procs]
+    elapsed = time.perf_counter() - start
+    for proc in procs:
+        proc.join()
+    return sum(counts) / elapsed, sum(counts)
+
+
+async def fill(url: str, count: int) -> None:
+    """Insert `count` tasks of mixed status, priority, language and age."""
+    engine = create_engine(url)
+    now = datetime.now(UTC)
+    statuses = [TaskStatus.queued, TaskStatus.completed, TaskStatus.failed, TaskStatus.running]
+    async with engine.begin() as conn:
+        for start in range(0, count, 5000):
+            rows = []
+            for i in range(start, min(count, start + 5000)):
+                status = statuses[i % 7 % 4] if i % 2 else TaskStatus.queued
+                rows.append(
+                    {
+                        "id": str(uuid.uuid4()),
+                        "owner": f"key{i % 5}",
+                        "task_type": "transcribe",
+                        "status": status.value,
+                        "priority": i % 3,
+                        "model": "base",
+                        "language": ["en", "fr", "zh", "es"][i % 4],
+                        "options": {},
+                        "source": "upload",
+                        "progress": 0,
+                        "attempts": 0,
+                        "max_attempts": 3,
+                        "cancel_requested": False,
+                        "run_at": now - timedelta(seconds=count - i),
+                        "created_at": now - timedelta(seconds=count - i),
+                        "error_type": "UnreadableMedia" if status is TaskStatus.failed else None,
+                    }
+                )
+            await conn.execute(insert(Task), rows)
+    await engine.dispose()
+
+
+async def latencies(url: str) -> dict[str, tuple[float, float]]:
+    """p50/p95 milliseconds of single claims and of list/filter queries."""
+    engine = create_engine(url)
+    sessions = session_factory(engine)
+    measured: dict[str, list[float]] = {}
+
+    async def time_it(name: str, call: Any) -> None:
+        for _ in range(60):
+            start = time.perf_counter()
+            async with sessions() as session:
+                await call(session)
+            measured.setdefault(name, []).append((time.perf_counter() - start) * 1000)
+
+    async def claim_one(session: Any) -> None:
+        await queue.claim(session=session, worker_id="bench", lease_seconds=60)
+
+    await time_it("claim (one task)", claim_one)
+    day_ago = datetime.now(UTC) - timedelta(hours=6)
+    shapes: dict[str, tuple[str | None, TaskFilters]] = {
+        "list: newest 50": (None, TaskFilters()),
+        "list: one owner": ("key3", TaskFilters()),
+        "list: status=completed": (None, TaskFilters(status=TaskStatus.completed)),
+        "list: owner+status+priority": ("key1", TaskFilters(status=TaskStatus.queued, priority=Priority.high)),
+        "list: language=fr, created_after": (None, TaskFilters(language="fr", created_after=day_ago)),
+        "list: has_error=true": (None, TaskFilters(has_error=True)),
+    }
+    for name, (owner, filters) in shapes.items():
+
+        async def listing(session: Any, owner: str | None = owner, filters: TaskFilters = filters) -> None:
+            await tasks.list_tasks(session=session, owner=owner, filters=filters, limit=50, cursor=None)
+
+        await time_it(name, listing)
+    await engine.dispose()
+    return {name: (statistics.median(v), percentile(v, 0.95)) for name, v in measured.items()}
+
+
+async def bench(kind: str, args: argparse.Namespace) -> None:
+    url = await fresh_database(kind, args.mysql)
+    try:
+        enqueue_rate = await enqueue(url, args.tasks)
+        rate, drained = claim_complete(url)
+        print(f"\n## {kind}")
+        print(f"{'measure':<36}{'value':>14}")
+        print(f"{'enqueue/s (8 producers)':<36}{enqueue_rate:>14.0f}")
+        print(f"{'claim+complete/s (8 processes)':<36}{rate:>14.0f}   ({drained} tasks)")
+        await fill(url, args.big)
+        print(f"\nwith {args.big:,} tasks in the table          p50 ms    p95 ms")
+        for name, (p50, p95) in (await latencies(url)).items():
+            print(f"{name:<36}{p50:>10.1f}{p95:>10.1f}")
+    finally:
+        await drop_database(url, args.mysql)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--mysql", default="mysql+asyncmy://root@127.0.0.1:3306/test")
+    parser.add_argument("--tasks", type=int, default=2000)
+    parser.add_argument("--big", type=int, default=100_000)
+    parser.add_argument("--only", choices=["sqlite", "mariadb"])
+    args = parser.parse_args()
+    for kind in ("sqlite", "mariadb"):
+        if args.only in (None, kind):
+            asyncio.run(bench(kind, args))
+
+
+if __name__ == "__main__":
+    main()
