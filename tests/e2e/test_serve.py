@@ -30,7 +30,7 @@ def free_port() -> int:
 class Service:
     """A running `whisper-service` process and its base URL."""
 
-    def __init__(self, tmp_path: Path, model_cache: Path, *args: str) -> None:
+    def __init__(self, tmp_path: Path, model_cache: Path, *args: str, database_url: str | None = None) -> None:
         self.port = free_port()
         self.env = {
             **os.environ,
@@ -39,8 +39,10 @@ class Service:
             "WHISPER_PORT": str(self.port),
             "WHISPER_POLL_SECONDS": "0.1",
             "WHISPER_SHUTDOWN_GRACE_SECONDS": "5",
+            **({"WHISPER_DATABASE_URL": database_url} if database_url else {}),
         }
         self.url = f"http://127.0.0.1:{self.port}"
+        tmp_path.mkdir(parents=True, exist_ok=True)
         self.log = (tmp_path / f"serve-{self.port}.log").open("w")
         self.proc = subprocess.Popen([*SCRIPT.split(), "serve", *args], env=self.env, stdout=self.log, stderr=self.log)
         deadline = time.monotonic() + 60
@@ -120,6 +122,35 @@ def test_api_only_node_and_a_separate_worker_process(tmp_path: Path, model_cache
             task = wait_done(http, task_id, timeout=120)
             assert task["status"] == "completed"
             assert wer(reference("librivox_0880.wav"), str(task["result"]["text"])) <= 0.25  # type: ignore[index]
+    finally:
+        if worker is not None:
+            worker.send_signal(signal.SIGTERM)
+            assert worker.wait(timeout=30) == 0
+        assert api.stop() == 0
+
+
+def test_a_worker_elsewhere_needs_only_the_database_url(tmp_path: Path, mariadb_url: str) -> None:
+    """API-only node and a worker that shares nothing with it but the MariaDB URL (own cwd, no data dir)."""
+    api_dir, worker_dir = tmp_path / "api-node", tmp_path / "worker-node"
+    worker_dir.mkdir()
+    api = Service(api_dir, api_dir / "models", "--workers", "0", database_url=mariadb_url)
+    worker: subprocess.Popen[bytes] | None = None
+    try:
+        with httpx.Client(base_url=api.url, timeout=60) as http:
+            with clip("librivox_0890.wav").open("rb") as f:
+                task_id = http.post("/v1/tasks", files={"file": f}).json()["id"]
+            env = {"PATH": os.environ["PATH"], "WHISPER_DATABASE_URL": mariadb_url, "HF_HUB_OFFLINE": "1"}
+            worker = subprocess.Popen([*SCRIPT.split(), "worker"], env=env, cwd=worker_dir)
+            task = wait_done(http, task_id, timeout=180)
+            assert task["status"] == "completed", task
+            assert wer(reference("librivox_0890.wav"), str(task["result"]["text"])) <= 0.25  # type: ignore[index]
+            deadline = time.monotonic() + 15  # the record is refreshed every WHISPER_REAP_SECONDS (5 s)
+            while (record := http.get("/v1/workers").json()["items"][0])["models"] != ["base"]:
+                assert time.monotonic() < deadline, record
+                time.sleep(0.5)
+            assert record["alive"] and record["pid"] == worker.pid and record["running"] == []
+        assert not (api_dir / "models").exists(), "the API node never touches a model"
+        assert (worker_dir / "data" / "models" / "base" / "model.bin").exists()
     finally:
         if worker is not None:
             worker.send_signal(signal.SIGTERM)
