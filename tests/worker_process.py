@@ -11,14 +11,17 @@ import asyncio
 import os
 import signal
 import time
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 import numpy as np
 from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db.engine import create_engine, session_factory
+from app.db.retry import is_transient
 from app.schemas.transcript import Segment, Transcript
 from app.settings import get_settings
 from workers.engine import EngineInfo, TranscriptionInterrupted, TranscriptionRequest
@@ -28,7 +31,9 @@ metadata = MetaData()
 executions = Table(
     "executions",
     metadata,
-    Column("seq", Integer, primary_key=True, autoincrement=True),
+    # One row per execution; the id makes the instrument's own retried INSERT idempotent (a killed connection can
+    # lose the acknowledgement of a committed row). Nothing is unique per task: duplicates would show.
+    Column("execution_id", String(36), primary_key=True),
     Column("task_id", String(36), nullable=False),
     Column("worker_id", String(255), nullable=False),
     Column("pid", Integer, nullable=False),
@@ -67,15 +72,18 @@ class LoggingEngine:
         return Transcript(text=text, language="en", language_probability=1.0, duration=0.1, segments=[segment])
 
     async def _log(self, task_id: str) -> None:
-        async with self.db.begin() as conn:
-            await conn.execute(
-                insert(executions).values(
-                    task_id=task_id,
-                    worker_id=self.worker_id,
-                    pid=os.getpid(),
-                    at=datetime.now(UTC).replace(tzinfo=None),
-                )
-            )
+        row = {"execution_id": str(uuid.uuid4()), "task_id": task_id, "worker_id": self.worker_id, "pid": os.getpid()}
+        for attempt in range(50):  # the instrument must neither lose nor double a row when connections are killed
+            try:
+                async with self.db.begin() as conn:
+                    await conn.execute(insert(executions).values(**row, at=datetime.now(UTC).replace(tzinfo=None)))
+                return
+            except IntegrityError:
+                return  # an earlier try committed; only its acknowledgement was lost
+            except Exception as exc:
+                if not is_transient(exc) or attempt == 49:
+                    raise
+                await asyncio.sleep(0.05)
 
 
 async def main() -> None:

@@ -208,9 +208,12 @@ async def store_media(*, session: AsyncSession, task_id: str, path: Path) -> Non
 
 @retry_transient
 async def load_media(*, session: AsyncSession, task_id: str) -> bytes:
-    """Read a task's encoded audio back from its chunks."""
-    rows = await session.scalars(select(MediaChunk.data).where(MediaChunk.task_id == task_id).order_by(MediaChunk.seq))
-    return b"".join(rows)
+    """Read a task's encoded audio back from its chunks (in its own transaction, so it can be retried)."""
+    async with session.begin():
+        rows = await session.scalars(
+            select(MediaChunk.data).where(MediaChunk.task_id == task_id).order_by(MediaChunk.seq)
+        )
+        return b"".join(rows)
 
 
 async def delete_media(*, session: AsyncSession, task_id: str) -> None:
@@ -221,4 +224,6 @@ async def delete_media(*, session: AsyncSession, task_id: str) -> None:
 @retry_transient
 async def has_media(*, session: AsyncSession, task_id: str) -> bool:
     """Whether audio is stored for the task."""
-    return await session.scalar(select(MediaChunk.seq).where(MediaChunk.task_id == task_id).limit(1)) is not None
+    async with session.begin():
+        found = await session.scalar(select(MediaChunk.seq).where(MediaChunk.task_id == task_id).limit(1))
+    return found is not None
