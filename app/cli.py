@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import logging
 import signal
 import sys
@@ -14,8 +15,11 @@ import uvicorn
 from app.db.engine import create_engine
 from app.db.migrate import upgrade_to_head
 from app.main import create_app
+from app.services.auth import KeyRing
 from app.settings import Settings, describe_error, get_settings
 from app.supervisor import WorkerSupervisor
+
+log = logging.getLogger("whisper_service")
 
 
 async def _migrate(settings: Settings) -> None:
@@ -33,6 +37,17 @@ def cmd_migrate(settings: Settings, _: argparse.Namespace) -> int:
     return 0
 
 
+def _loopback_or_any(host: str) -> str:
+    """The host as an IP address; names other than localhost count as non-loopback."""
+    if host == "localhost":
+        return "127.0.0.1"
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return "0.0.0.0"
+    return host
+
+
 def _exit_cleanly(signum: int, _frame: object) -> None:
     raise SystemExit(0)
 
@@ -41,6 +56,13 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     """Migrate, start embedded workers, serve the API until interrupted."""
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     settings = settings.model_copy(update=overrides)
+    if not KeyRing.from_settings(settings).enabled:
+        if not ipaddress.ip_address(_loopback_or_any(settings.host)).is_loopback:
+            log.warning(
+                "no API keys configured (WHISPER_API_KEYS): refusing %s, listening on 127.0.0.1 only", settings.host
+            )
+            settings = settings.model_copy(update={"host": "127.0.0.1"})
+        log.warning("no API keys configured: the API is unauthenticated (loopback only)")
     workers = settings.embedded_workers if args.workers is None else args.workers
     asyncio.run(_migrate(settings))
     supervisor = WorkerSupervisor(workers, grace_seconds=settings.shutdown_grace_seconds)

@@ -17,6 +17,11 @@ class AppError(Exception):
         super().__init__(self.detail)
 
     @property
+    def headers(self) -> dict[str, str]:
+        """Extra response headers (Retry-After, WWW-Authenticate...)."""
+        return {}
+
+    @property
     def type_name(self) -> str:
         """The class name, used as the problem `type` and stored on failed tasks."""
         return type(self).__name__

@@ -5,13 +5,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
+from app.api.deps import get_principal
 from app.api.limits import BodySizeLimit
 from app.api.openapi import install_openapi
 from app.api.problems import install_problem_handlers
 from app.api.routes import health, tasks, workers
 from app.db.engine import create_engine, session_factory
+from app.services.auth import KeyRing, RateLimiter
 from app.settings import Settings, get_settings
 
 DESCRIPTION = """
@@ -47,8 +49,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ],
     )
     app.state.settings = settings
-    app.include_router(tasks.router)
-    app.include_router(workers.router)
+    app.state.keyring = KeyRing.from_settings(settings)
+    app.state.limiter = RateLimiter(settings.rate_limit_per_minute)
+    authenticated = [Depends(get_principal)]
+    app.include_router(tasks.router, dependencies=authenticated)
+    app.include_router(workers.router, dependencies=authenticated)
     app.include_router(health.router)
     install_problem_handlers(app)
     install_openapi(app)

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 Device = Literal["auto", "cpu", "cuda"]
@@ -68,6 +68,17 @@ class Settings(BaseSettings):
     batch_size: int = Field(8, ge=1, le=128, description="Windows decoded together by the batched pipeline.")
     host: str = Field("127.0.0.1", description="Address `serve` listens on.")
     port: int = Field(8000, ge=1, le=65535, description="Port `serve` listens on.")
+    api_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated `key` or `name:key` items; a name starting with `admin` sees every task.",
+    )
+    access_token: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("WHISPER_ACCESS_TOKEN", "ACCESS_TOKEN"),
+        description="One more key (the seed service's ACCESS_TOKEN), named `default`.",
+    )
+    rate_limit_per_minute: int = Field(0, ge=0, description="Requests per minute per key on this API node; 0: off.")
+    max_concurrent_tasks: int = Field(0, ge=0, description="Queued + running tasks per key; 0: no limit.")
     max_upload_bytes: int = Field(
         1024**3, ge=1024, description="Largest accepted upload or raw body, in bytes (413 past it)."
     )
@@ -97,7 +108,7 @@ class Settings(BaseSettings):
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
 
-    _split = field_validator("extra_models", "device_index", "allowed_hosts", mode="before")(_split_csv)
+    _split = field_validator("extra_models", "device_index", "allowed_hosts", "api_keys", mode="before")(_split_csv)
 
     @field_validator("default_language", mode="before")
     @classmethod
@@ -109,6 +120,15 @@ class Settings(BaseSettings):
         if self.heartbeat_seconds * 2 > self.lease_seconds:
             raise ValueError("WHISPER_HEARTBEAT_SECONDS must be at most half of WHISPER_LEASE_SECONDS")
         return self
+
+    @field_validator("api_keys")
+    @classmethod
+    def _keys_are_well_formed(cls, value: list[str]) -> list[str]:
+        for item in value:
+            key = item.split(":", 1)[-1]
+            if len(key) < 8:
+                raise ValueError("every API key must be at least 8 characters long")
+        return value
 
     @property
     def resolved_database_url(self) -> str:

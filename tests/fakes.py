@@ -33,7 +33,7 @@ class FakeEngine:
         audio: np.ndarray,
         request: TranscriptionRequest,
         *,
-        on_progress: Callable[[float], None],
+        on_segment: Callable[[Segment], None],
         should_stop: Callable[[], bool],
     ) -> Transcript:
         duration = len(audio) / SAMPLE_RATE
@@ -58,7 +58,7 @@ class FakeEngine:
                     no_speech_prob=0.0,
                 )
             )
-            on_progress(end)
+            on_segment(segments[-1])
             start = end
         text = "".join(s.text for s in segments).strip()
         return Transcript(

@@ -58,7 +58,7 @@ class LoggingEngine:
         audio: np.ndarray,
         request: TranscriptionRequest,
         *,
-        on_progress: Callable[[float], None],
+        on_segment: Callable[[Segment], None],
         should_stop: Callable[[], bool],
     ) -> Transcript:
         asyncio.run_coroutine_threadsafe(self._log(str(request.task_id)), self.loop).result()

@@ -20,8 +20,8 @@ from workers.models import ModelPool
 # Audio longer than one Whisper window benefits from decoding windows in parallel batches.
 WINDOW_SECONDS = 30.0
 
-ProgressCallback = Callable[[float], None]
-"""Called with the seconds of audio transcribed so far."""
+SegmentCallback = Callable[[Segment], None]
+"""Called with each segment as it is transcribed."""
 
 
 class TranscriptionInterrupted(Exception):
@@ -61,10 +61,10 @@ class TranscriptionEngine(Protocol):
         audio: np.ndarray,
         request: TranscriptionRequest,
         *,
-        on_progress: ProgressCallback,
+        on_segment: SegmentCallback,
         should_stop: Callable[[], bool],
     ) -> Transcript:
-        """Transcribe; call `on_progress` as segments arrive and stop with TranscriptionInterrupted on request."""
+        """Transcribe; call `on_segment` as segments arrive and stop with TranscriptionInterrupted on request."""
         ...
 
 
@@ -99,7 +99,7 @@ class FasterWhisperEngine:
         audio: np.ndarray,
         request: TranscriptionRequest,
         *,
-        on_progress: ProgressCallback,
+        on_segment: SegmentCallback,
         should_stop: Callable[[], bool],
     ) -> Transcript:
         """Run faster-whisper on `audio` with the request's options."""
@@ -141,8 +141,9 @@ class FasterWhisperEngine:
         for raw in segments:
             if should_stop():
                 raise TranscriptionInterrupted()
-            collected.append(_segment(len(collected), raw))
-            on_progress(raw.end)
+            segment = _segment(len(collected), raw)
+            collected.append(segment)
+            on_segment(segment)
         return _transcript(collected, info, duration)
 
 
@@ -161,6 +162,8 @@ def _segment(index: int, raw: FWSegment) -> Segment:
         no_speech_prob=raw.no_speech_prob,
         compression_ratio=raw.compression_ratio,
         temperature=raw.temperature,
+        seek=raw.seek,
+        tokens=list(raw.tokens),
         words=words,
     )
 

@@ -9,6 +9,7 @@ from faster_whisper import decode_audio
 from tqdm import tqdm
 
 from app.schemas.tasks import DecodeOptions, TaskType
+from app.schemas.transcript import Segment
 from app.services.media import SAMPLE_RATE
 from app.services.subtitles import SubtitleFormat, render
 from app.settings import Settings
@@ -52,11 +53,11 @@ def transcribe_files(
         total = round(len(audio) / SAMPLE_RATE, 1)
         with tqdm(total=total, unit="s", desc=path.name, file=sys.stderr) as bar:
 
-            def advance(seconds: float, bar: tqdm[float] = bar, total: float = total) -> None:
-                bar.update(round(min(seconds, total) - bar.n, 1))
+            def advance(segment: Segment, bar: tqdm[float] = bar, total: float = total) -> None:
+                bar.update(round(min(segment.end, total) - bar.n, 1))
 
-            transcript = engine.transcribe(audio, request, on_progress=advance, should_stop=lambda: False)
-            advance(total)
+            transcript = engine.transcribe(audio, request, on_segment=advance, should_stop=lambda: False)
+            bar.update(round(total - bar.n, 1))
         target_dir = output_dir or path.parent
         target_dir.mkdir(parents=True, exist_ok=True)
         for fmt in wanted:

@@ -19,6 +19,7 @@ from app.db.models import Task
 from app.db.retry import is_transient
 from app.errors import AppError, LeaseLost, TaskCancelled
 from app.schemas.tasks import DecodeOptions, TaskStatus, TaskType
+from app.schemas.transcript import Segment
 from app.services import media, queue, workers
 from app.services.queue import Lease
 from app.settings import Settings
@@ -45,16 +46,17 @@ class _Run:
     callback_url: str | None
     stop: threading.Event = field(default_factory=threading.Event)
     stop_reason: type[Exception] | None = None
-    seconds_done: float = 0.0
+    segments: list[Segment] = field(default_factory=list)  # appended by the engine thread
+    reported: int = 0  # how many of them are stored
 
     def interrupt(self, reason: type[Exception]) -> None:
         self.stop_reason = self.stop_reason or reason
         self.stop.set()
 
     def progress(self) -> int:
-        if not self.duration:
+        if not self.duration or not self.segments:
             return 0
-        return min(99, int(100 * self.seconds_done / self.duration))
+        return min(99, int(100 * self.segments[-1].end / self.duration))
 
 
 class _Shutdown(Exception):
@@ -181,7 +183,7 @@ class Worker:
                 self.engine.transcribe,
                 audio,
                 request,
-                on_progress=lambda seconds: setattr(run, "seconds_done", seconds),
+                on_segment=run.segments.append,
                 should_stop=run.stop.is_set,
             )
             if run.stop.is_set():
@@ -244,20 +246,23 @@ class Worker:
             log.exception("task %s: recording the outcome failed; the lease will expire", run.lease.task_id)
 
     async def _report(self, run: _Run) -> None:
-        """Write progress about every second and extend the lease every heartbeat; stop the run if it is lost."""
+        """About every second, store progress and new segments; extend the lease every heartbeat; stop if lost."""
         last_beat = time.monotonic()
-        last_progress = -1
         while not run.stop.is_set():
             await asyncio.sleep(PROGRESS_SECONDS)
-            progress = run.progress()
-            if progress == last_progress and time.monotonic() - last_beat < self.settings.heartbeat_seconds:
+            new = run.segments[run.reported :]
+            if not new and time.monotonic() - last_beat < self.settings.heartbeat_seconds:
                 continue
             try:
                 async with self.sessions() as session:
                     await queue.heartbeat(
-                        session=session, lease=run.lease, lease_seconds=self.settings.lease_seconds, progress=progress
+                        session=session,
+                        lease=run.lease,
+                        lease_seconds=self.settings.lease_seconds,
+                        progress=run.progress(),
+                        segments=new,
                     )
-                last_beat, last_progress = time.monotonic(), progress
+                last_beat, run.reported = time.monotonic(), run.reported + len(new)
             except LeaseLost as exc:
                 run.interrupt(type(exc))
             except Exception:

@@ -6,8 +6,10 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.services.auth import KeyRing, Principal, RateLimiter
 from app.settings import Settings
 
 
@@ -24,11 +26,21 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-def get_owner() -> str | None:
-    """The API key id that owns new tasks and sees only its own (None: no keys configured, sees all)."""
-    return None
+bearer = HTTPBearer(auto_error=False, description="An API key from WHISPER_API_KEYS (when keys are configured).")
+
+
+def get_principal(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> Principal:
+    """Authenticate the caller (when keys are configured) and count the request against its rate limit."""
+    keyring: KeyRing = request.app.state.keyring
+    limiter: RateLimiter = request.app.state.limiter
+    header = f"{credentials.scheme} {credentials.credentials}" if credentials else None
+    principal = keyring.authenticate(header)
+    limiter.check(principal.name or (request.client.host if request.client else "anonymous"))
+    return principal
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
-OwnerDep = Annotated[str | None, Depends(get_owner)]
+PrincipalDep = Annotated[Principal, Depends(get_principal)]

@@ -31,7 +31,9 @@ def _field(loc: tuple[Any, ...] | list[Any]) -> str:
 
 async def _app_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AppError)
-    return problem(exc.status_code, exc.title, exc.detail, exc.type_name, **exc.extra)
+    response = problem(exc.status_code, exc.title, exc.detail, exc.type_name, **exc.extra)
+    response.headers.update(exc.headers)
+    return response
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:

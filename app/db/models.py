@@ -116,6 +116,17 @@ class TaskResult(Base):
     segments: Mapped[list[dict[str, Any]]] = mapped_column(LongJSON)
 
 
+class TaskPartial(Base):
+    """A segment of a running task, written as it is transcribed (for streaming); removed when the task ends."""
+
+    __tablename__ = "task_partials"
+    __table_args__ = MYSQL_TABLE
+
+    task_id: Mapped[str] = mapped_column(String(36), ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    segment: Mapped[dict[str, Any]] = mapped_column(LongJSON)
+
+
 class WebhookEvent(Base):
     """An outbox row: written in the same transaction as the status change it announces."""
 
@@ -164,4 +175,5 @@ class WorkerRecord(Base):
 TASKS = cast(Table, Task.__table__)
 MEDIA_CHUNKS = cast(Table, MediaChunk.__table__)
 TASK_RESULTS = cast(Table, TaskResult.__table__)
+TASK_PARTIALS = cast(Table, TaskPartial.__table__)
 WEBHOOK_OUTBOX = cast(Table, WebhookEvent.__table__)

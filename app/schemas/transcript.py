@@ -25,6 +25,8 @@ class Segment(BaseModel):
     no_speech_prob: float = Field(description="Probability that the segment holds no speech.", examples=[0.01])
     compression_ratio: float | None = Field(None, description="gzip compression ratio of the text.")
     temperature: float | None = Field(None, description="Sampling temperature that produced the segment.")
+    seek: int | None = Field(None, description="Offset of the decoding window, in 10 ms frames.")
+    tokens: list[int] | None = Field(None, description="Token ids of the text.")
     words: list[Word] | None = Field(None, description="Word timings, when word_timestamps was asked for.")
 
 

@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, insert, select, update
+from sqlalchemy import ColumnElement, Select, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
-from app.db.models import TASK_RESULTS, TASKS, Task
+from app.db.models import TASK_PARTIALS, TASK_RESULTS, TASKS, Task
 from app.db.retry import retry_transient, retrying
 from app.db.types import utcnow
 from app.errors import LeaseLost, TaskCancelled
 from app.schemas.tasks import TaskStatus
-from app.schemas.transcript import Transcript
+from app.schemas.transcript import Segment, Transcript
 from app.services import media, outbox
 
 REQUEUE_BASE_SECONDS = 2.0
@@ -114,13 +115,26 @@ def _lease_ended(status: TaskStatus) -> dict[str, object]:
 
 
 @retry_transient
-async def heartbeat(*, session: AsyncSession, lease: Lease, lease_seconds: float, progress: int | None = None) -> None:
-    """Extend the lease (and record progress); raise if the task was cancelled or is no longer ours."""
+async def heartbeat(
+    *,
+    session: AsyncSession,
+    lease: Lease,
+    lease_seconds: float,
+    progress: int | None = None,
+    segments: Sequence[Segment] = (),
+) -> None:
+    """Extend the lease, record progress and new segments; raise if the task was cancelled or is no longer ours."""
     values: dict[str, object] = {"lease_expires_at": utcnow() + timedelta(seconds=lease_seconds)}
     if progress is not None:
         values["progress"] = max(0, min(100, progress))
     async with session.begin():
         if await _update_held(session, lease, TASKS.c.cancel_requested.is_(False), **values):
+            if segments:
+                rows = [
+                    {"task_id": lease.task_id, "seq": s.id, "segment": s.model_dump(exclude_none=True)}
+                    for s in segments
+                ]
+                await session.execute(insert(TASK_PARTIALS), rows)
             return
         cancelled = await session.scalar(select(TASKS.c.cancel_requested).where(*_held(lease)))
     if cancelled:
@@ -163,6 +177,7 @@ async def complete(
             )
         )
         await media.delete_media(session=session, task_id=lease.task_id)
+        await clear_partials(session=session, task_id=lease.task_id)
         await outbox.record_event(
             session=session,
             task_id=lease.task_id,
@@ -196,6 +211,7 @@ async def finish_unsuccessfully(
         )
         if done:
             await media.delete_media(session=session, task_id=lease.task_id)
+            await clear_partials(session=session, task_id=lease.task_id)
             await outbox.record_event(
                 session=session,
                 task_id=lease.task_id,
@@ -210,7 +226,7 @@ async def finish_unsuccessfully(
 async def release(*, session: AsyncSession, lease: Lease) -> bool:
     """Give a task back to the queue at once (graceful shutdown); the attempt does not count."""
     async with session.begin():
-        return await _update_held(
+        released = await _update_held(
             session,
             lease,
             status=TaskStatus.queued.value,
@@ -221,6 +237,14 @@ async def release(*, session: AsyncSession, lease: Lease) -> bool:
             run_at=utcnow(),
             progress=0,
         )
+        if released:
+            await clear_partials(session=session, task_id=lease.task_id)
+    return released
+
+
+async def clear_partials(*, session: AsyncSession, task_id: str) -> None:
+    """Drop the streamed segments of a run that ended (part of the caller's transaction)."""
+    await session.execute(delete(TASK_PARTIALS).where(TASK_PARTIALS.c.task_id == task_id))
 
 
 def requeue_delay(attempts: int) -> float:
@@ -257,6 +281,7 @@ async def reap_expired(*, session: AsyncSession, now: datetime | None = None, li
         )
         for task in expired:
             outcome, values = _reaped(task, now)
+            await clear_partials(session=session, task_id=task.id)
             await session.execute(
                 update(TASKS)
                 .where(TASKS.c.id == task.id, TASKS.c.lease_token == task.lease_token)

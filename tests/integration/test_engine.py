@@ -25,7 +25,10 @@ def run(engine: FasterWhisperEngine, name: str, **kwargs: object) -> tuple[objec
         language=kwargs.pop("language", None),  # type: ignore[arg-type]
         options=DecodeOptions.model_validate(kwargs),
     )
-    return engine.transcribe(audio, request, on_progress=progress.append, should_stop=lambda: False), progress
+    transcript = engine.transcribe(
+        audio, request, on_segment=lambda s: progress.append(s.end), should_stop=lambda: False
+    )
+    return transcript, progress
 
 
 def test_bundled_base_is_assembled_and_verified(model_cache: Path, real_engine: FasterWhisperEngine) -> None:
@@ -85,7 +88,7 @@ def test_stop_request_interrupts(real_engine: FasterWhisperEngine) -> None:
     request = TranscriptionRequest(
         task_id=None, model="base", task_type=TaskType.transcribe, language="en", options=DecodeOptions()
     )
-    seen: list[float] = []
+    seen: list[object] = []
     with pytest.raises(TranscriptionInterrupted):
-        real_engine.transcribe(audio, request, on_progress=seen.append, should_stop=lambda: len(seen) >= 1)
+        real_engine.transcribe(audio, request, on_segment=seen.append, should_stop=lambda: len(seen) >= 1)
     assert len(seen) == 1

@@ -23,6 +23,14 @@ async def test_schema_is_at_head_and_matches_the_models(db_url: str) -> None:
 
         async with engine.connect() as connection:
             tables = await connection.run_sync(check)
-        assert tables == ["alembic_version", "media_chunks", "task_results", "tasks", "webhook_outbox", "workers"]
+        assert tables == [
+            "alembic_version",
+            "media_chunks",
+            "task_partials",
+            "task_results",
+            "tasks",
+            "webhook_outbox",
+            "workers",
+        ]
     finally:
         await engine.dispose()

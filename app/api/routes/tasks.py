@@ -14,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
-from app.api.deps import OwnerDep, SessionDep, SettingsDep
+from app.api.deps import PrincipalDep, SessionDep, SettingsDep
 from app.api.openapi import CREATE_TASK_OPENAPI
 from app.db.models import Task
 from app.errors import InvalidInput, NoMediaGiven, UnsupportedMediaType
@@ -30,6 +30,7 @@ from app.schemas.tasks import (
 )
 from app.schemas.transcript import Transcript
 from app.services import tasks as task_service
+from app.services.auth import check_concurrency
 from app.services.catalog import check_model
 from app.services.media import DecodedMedia, decode_to_opus, spool_to_file
 from app.services.subtitles import MEDIA_TYPES, SubtitleFormat, render
@@ -153,7 +154,7 @@ async def create_task(
     response: Response,
     session: SessionDep,
     settings: SettingsDep,
-    owner: OwnerDep,
+    principal: PrincipalDep,
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -166,12 +167,13 @@ async def create_task(
     ] = None,
 ) -> TaskDetail:
     """Create a task from the request body."""
+    await check_concurrency(session=session, owner=principal.name, limit=settings.max_concurrent_tasks)
     task_in, audio, filename = await _read_request(request, settings)
     try:
         creation = await task_service.create_task(
             session=session,
             task_in=task_in,
-            owner=owner,
+            owner=principal.name,
             settings=settings,
             audio=audio,
             filename=filename,
@@ -189,7 +191,7 @@ async def create_task(
 @router.get("", response_model=TaskPage, summary="List tasks", description="Newest first, with keyset pagination.")
 async def list_tasks(
     session: SessionDep,
-    owner: OwnerDep,
+    principal: PrincipalDep,
     status: Annotated[TaskStatus | None, Query(description="Only tasks in this state.", examples=["completed"])] = None,
     priority: Annotated[Priority | None, Query(description="Only tasks of this priority.", examples=["high"])] = None,
     task_type: Annotated[TaskType | None, Query(description="transcribe or translate.", examples=["translate"])] = None,
@@ -229,14 +231,16 @@ async def list_tasks(
         created_before=created_before,
         has_error=has_error,
     )
-    page = await task_service.list_tasks(session=session, owner=owner, filters=filters, limit=limit, cursor=cursor)
+    page = await task_service.list_tasks(
+        session=session, owner=principal.scope, filters=filters, limit=limit, cursor=cursor
+    )
     return TaskPage(items=[_summary(t) for t in page.items], total=page.total, next_cursor=page.next_cursor)
 
 
 @router.get("/{task_id}", response_model=TaskDetail, summary="Get a task", description="Status, progress, result.")
-async def get_task(task_id: TaskId, session: SessionDep, owner: OwnerDep) -> TaskDetail:
+async def get_task(task_id: TaskId, session: SessionDep, principal: PrincipalDep) -> TaskDetail:
     """The task, with its transcript once completed."""
-    task = await task_service.get_task(session=session, task_id=task_id, owner=owner)
+    task = await task_service.get_task(session=session, task_id=task_id, owner=principal.scope)
     result = await task_service.get_result(session=session, task=task) if task.status == "completed" else None
     return _detail(task, result)
 
@@ -247,9 +251,9 @@ async def get_task(task_id: TaskId, session: SessionDep, owner: OwnerDep) -> Tas
     summary="Cancel a task",
     description="A queued task is cancelled at once; a running one stops at its next heartbeat (409 if finished).",
 )
-async def cancel_task(task_id: TaskId, session: SessionDep, owner: OwnerDep) -> TaskDetail:
+async def cancel_task(task_id: TaskId, session: SessionDep, principal: PrincipalDep) -> TaskDetail:
     """Cancel the task and keep its record."""
-    return _detail(await task_service.cancel_task(session=session, task_id=task_id, owner=owner), None)
+    return _detail(await task_service.cancel_task(session=session, task_id=task_id, owner=principal.scope), None)
 
 
 @router.delete(
@@ -258,9 +262,9 @@ async def cancel_task(task_id: TaskId, session: SessionDep, owner: OwnerDep) -> 
     summary="Delete a task",
     description="Removes the task with its media and result; a running task is stopped.",
 )
-async def delete_task(task_id: TaskId, session: SessionDep, owner: OwnerDep) -> Response:
+async def delete_task(task_id: TaskId, session: SessionDep, principal: PrincipalDep) -> Response:
     """Delete the task."""
-    await task_service.delete_task(session=session, task_id=task_id, owner=owner)
+    await task_service.delete_task(session=session, task_id=task_id, owner=principal.scope)
     return Response(status_code=204)
 
 
@@ -270,9 +274,9 @@ async def delete_task(task_id: TaskId, session: SessionDep, owner: OwnerDep) -> 
     summary="Get the transcript",
     description="409 until the task is completed.",
 )
-async def get_result(task_id: TaskId, session: SessionDep, owner: OwnerDep) -> Transcript:
+async def get_result(task_id: TaskId, session: SessionDep, principal: PrincipalDep) -> Transcript:
     """The transcript of a completed task."""
-    task = await task_service.get_task(session=session, task_id=task_id, owner=owner)
+    task = await task_service.get_task(session=session, task_id=task_id, owner=principal.scope)
     return await task_service.get_result(session=session, task=task)
 
 
@@ -286,11 +290,11 @@ async def get_result(task_id: TaskId, session: SessionDep, owner: OwnerDep) -> T
 async def get_subtitles(
     task_id: TaskId,
     session: SessionDep,
-    owner: OwnerDep,
+    principal: PrincipalDep,
     format: Annotated[SubtitleFormat, Query(description="Export format.", examples=["srt"])] = SubtitleFormat.srt,
 ) -> Response:
     """The transcript in the requested format, as a download."""
-    task = await task_service.get_task(session=session, task_id=task_id, owner=owner)
+    task = await task_service.get_task(session=session, task_id=task_id, owner=principal.scope)
     transcript = await task_service.get_result(session=session, task=task)
     stem = Path(task.filename).stem if task.filename else task.id
     return Response(
