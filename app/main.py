@@ -11,7 +11,7 @@ from app.api.deps import get_principal
 from app.api.limits import BodySizeLimit
 from app.api.openapi import install_openapi
 from app.api.problems import install_problem_handlers
-from app.api.routes import health, tasks, workers
+from app.api.routes import health, openai, tasks, workers
 from app.db.engine import create_engine, session_factory
 from app.services.auth import KeyRing, RateLimiter
 from app.settings import Settings, get_settings
@@ -44,6 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         openapi_tags=[
             {"name": "tasks", "description": "Transcription tasks: create, follow, export."},
+            {"name": "openai", "description": "OpenAI-compatible audio and model endpoints."},
             {"name": "workers", "description": "The worker fleet."},
             {"name": "health", "description": "Process health."},
         ],
@@ -54,6 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     authenticated = [Depends(get_principal)]
     app.include_router(tasks.router, dependencies=authenticated)
     app.include_router(workers.router, dependencies=authenticated)
+    app.include_router(openai.router)  # authenticates per route, so that errors keep OpenAI's shape
     app.include_router(health.router)
     install_problem_handlers(app)
     install_openapi(app)

@@ -98,7 +98,7 @@ class Settings(BaseSettings):
     worker_name: str = Field(
         "", max_length=100, description="Name this host's workers report (default: the host name)."
     )
-    poll_seconds: float = Field(0.5, gt=0, description="How often an idle worker looks for queued tasks.")
+    poll_seconds: float = Field(0.1, gt=0, description="How often an idle worker looks for queued tasks.")
     shutdown_grace_seconds: float = Field(
         30.0, ge=0, description="On SIGTERM, how long running tasks may finish before they are given back."
     )

@@ -128,7 +128,7 @@ class FasterWhisperEngine:
         segments: Iterable[FWSegment]
         if use_batched(opts, duration=duration, vad=vad):
             pipeline = BatchedInferencePipeline(model)
-            segments, info = pipeline.transcribe(audio, batch_size=self.batch_size, **common)
+            segments, info = pipeline.transcribe(audio, batch_size=opts.batch_size or self.batch_size, **common)
         else:
             segments, info = model.transcribe(
                 audio,

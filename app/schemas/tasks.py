@@ -139,6 +139,13 @@ class DecodeOptions(BaseModel):
         description="Drop non-speech with Silero VAD before decoding. Default: on for audio longer than 30 s.",
         examples=[True],
     )
+    batch_size: int | None = Field(
+        None,
+        ge=1,
+        le=64,
+        description="Windows the batched pipeline decodes at once (audio over 30 s); default: WHISPER_BATCH_SIZE.",
+        examples=[8],
+    )
     vad_parameters: VadParameters | None = Field(
         None,
         description="Tuning for the VAD (a JSON object; in a form or query, a JSON string).",

@@ -156,3 +156,13 @@ def test_a_worker_elsewhere_needs_only_the_database_url(tmp_path: Path, mariadb_
             worker.send_signal(signal.SIGTERM)
             assert worker.wait(timeout=30) == 0
         assert api.stop() == 0
+
+
+def test_without_keys_the_server_stays_on_loopback(tmp_path: Path, model_cache: Path) -> None:
+    service = Service(tmp_path, model_cache, "--host", "0.0.0.0", "--workers", "0")
+    try:
+        log = (tmp_path / f"serve-{service.port}.log").read_text()
+        assert "refusing 0.0.0.0, listening on 127.0.0.1 only" in log
+        assert "Uvicorn running on http://127.0.0.1:" in log
+    finally:
+        assert service.stop() == 0

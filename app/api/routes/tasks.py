@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -15,6 +14,7 @@ from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
 from app.api.deps import PrincipalDep, SessionDep, SettingsDep
+from app.api.intake import decode_upload, upload_chunks
 from app.api.openapi import CREATE_TASK_OPENAPI
 from app.db.models import Task
 from app.errors import InvalidInput, NoMediaGiven, UnsupportedMediaType
@@ -32,7 +32,7 @@ from app.schemas.transcript import Transcript
 from app.services import tasks as task_service
 from app.services.auth import check_concurrency
 from app.services.catalog import check_model
-from app.services.media import DecodedMedia, decode_to_opus, spool_to_file
+from app.services.media import DecodedMedia
 from app.services.subtitles import MEDIA_TYPES, SubtitleFormat, render
 from app.settings import Settings
 
@@ -74,21 +74,6 @@ def _check(task_in: TaskCreate, settings: Settings) -> None:
     )
 
 
-async def _chunks(upload: UploadFile) -> AsyncIterator[bytes]:
-    while chunk := await upload.read(1024 * 1024):
-        yield chunk
-
-
-async def _decode(stream: AsyncIterator[bytes], settings: Settings) -> DecodedMedia:
-    source = await spool_to_file(stream, limit=settings.max_upload_bytes)
-    try:
-        return await asyncio.to_thread(
-            decode_to_opus, source, max_seconds=settings.max_audio_seconds, bitrate=settings.media_bitrate
-        )
-    finally:
-        source.unlink(missing_ok=True)
-
-
 async def _read_request(request: Request, settings: Settings) -> tuple[TaskCreate, DecodedMedia | None, str | None]:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type in FORM_TYPES:
@@ -101,7 +86,7 @@ async def _read_request(request: Request, settings: Settings) -> tuple[TaskCreat
                 if task_in.file_url:
                     raise InvalidInput("Give either a file or file_url, not both.", field="file_url")
                 _check(task_in, settings)
-                return task_in, await _decode(_chunks(upload), settings), upload.filename
+                return task_in, await decode_upload(upload_chunks(upload), settings), upload.filename
             if upload is not None:
                 raise InvalidInput("The `file` field must be a file upload, not text.", field="file")
         finally:
@@ -121,7 +106,7 @@ async def _read_request(request: Request, settings: Settings) -> tuple[TaskCreat
         if task_in.file_url:
             raise InvalidInput("A raw body upload cannot also give file_url.", field="file_url")
         _check(task_in, settings)
-        return task_in, await _decode(request.stream(), settings), filename
+        return task_in, await decode_upload(request.stream(), settings), filename
     elif content_type:
         raise UnsupportedMediaType(
             f"Content-Type {content_type!r} is not accepted: use multipart/form-data with a `file` field, "
