@@ -8,7 +8,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request, Response, UploadFile
+from fastapi import APIRouter, Form, Path, Request, Response, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.routing import APIRoute
@@ -329,7 +329,11 @@ async def list_models(settings: SettingsDep, principal: PrincipalDep) -> dict[st
 
 
 @router.get("/models/{model_id:path}", summary="Get a model (OpenAI-compatible)", description="404 if unknown.")
-async def get_model(model_id: str, settings: SettingsDep, principal: PrincipalDep) -> dict[str, Any]:
+async def get_model(
+    model_id: Annotated[str, Path(description="Model id.", examples=["whisper-1"])],
+    settings: SettingsDep,
+    principal: PrincipalDep,
+) -> dict[str, Any]:
     """One model."""
     resolve_model(model_id, settings)
     return _model(model_id)
