@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -11,9 +12,10 @@ from app.api.deps import get_principal
 from app.api.limits import BodySizeLimit
 from app.api.openapi import install_openapi
 from app.api.problems import install_problem_handlers
-from app.api.routes import health, openai, tasks, workers
+from app.api.routes import callbacks, health, openai, tasks, workers
 from app.db.engine import create_engine, session_factory
 from app.services.auth import KeyRing, RateLimiter
+from app.services.webhooks import WebhookDispatcher
 from app.settings import Settings, get_settings
 
 DESCRIPTION = """
@@ -24,17 +26,26 @@ poll the task, then fetch the transcript or subtitles. Errors are `application/p
 MULTIPART_SLACK_BYTES = 1024 * 1024
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the app; the database engine lives for the app's lifespan."""
+def create_app(settings: Settings | None = None, *, deliver_webhooks: bool = True) -> FastAPI:
+    """Build the app; the database engine (and a webhook dispatcher, when a secret is set) live for its lifespan."""
     settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings.resolved_database_url)
         app.state.sessions = session_factory(engine)
+        stop = asyncio.Event()
+        dispatcher = (
+            asyncio.create_task(WebhookDispatcher(sessions=app.state.sessions, settings=settings).run(stop))
+            if settings.webhook_secret is not None and deliver_webhooks
+            else None
+        )
         try:
             yield
         finally:
+            stop.set()
+            if dispatcher is not None:
+                await dispatcher
             await engine.dispose()
 
     app = FastAPI(
@@ -54,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.limiter = RateLimiter(settings.rate_limit_per_minute)
     authenticated = [Depends(get_principal)]
     app.include_router(tasks.router, dependencies=authenticated)
+    app.include_router(callbacks.router, dependencies=authenticated)
     app.include_router(workers.router, dependencies=authenticated)
     app.include_router(openai.router)  # authenticates per route, so that errors keep OpenAI's shape
     app.include_router(health.router)

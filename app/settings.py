@@ -103,12 +103,22 @@ class Settings(BaseSettings):
         30.0, ge=0, description="On SIGTERM, how long running tasks may finish before they are given back."
     )
     max_attempts: int = Field(3, ge=1, le=100, description="Runs a task may start before it is failed.")
+    webhook_secret: SecretStr | None = Field(
+        None, description="`whsec_...` secret that signs callbacks (Standard Webhooks); needed for callback_url."
+    )
+    webhook_timeout_seconds: float = Field(10.0, gt=0, le=120, description="Timeout of one callback attempt.")
+    webhook_retry_schedule: Annotated[list[float], NoDecode] = Field(
+        default_factory=lambda: [5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0],
+        description="Seconds before each retry of a failed callback (default: 7 retries over about 27 hours).",
+    )
     allowed_hosts: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Outbound allowlist: hosts or CIDR ranges that may be non-global."
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
 
-    _split = field_validator("extra_models", "device_index", "allowed_hosts", "api_keys", mode="before")(_split_csv)
+    _split = field_validator(
+        "extra_models", "device_index", "allowed_hosts", "api_keys", "webhook_retry_schedule", mode="before"
+    )(_split_csv)
 
     @field_validator("default_language", mode="before")
     @classmethod
@@ -120,6 +130,13 @@ class Settings(BaseSettings):
         if self.heartbeat_seconds * 2 > self.lease_seconds:
             raise ValueError("WHISPER_HEARTBEAT_SECONDS must be at most half of WHISPER_LEASE_SECONDS")
         return self
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _whsec(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith("whsec_"):
+            raise ValueError("the webhook secret must start with whsec_ (Standard Webhooks)")
+        return value
 
     @field_validator("api_keys")
     @classmethod

@@ -10,7 +10,7 @@ import httpx
 
 from app.errors import MediaFetchFailed, UploadTooLarge
 from app.services.media import spool_to_file
-from crawlers.safety import resolve_checked
+from app.services.outbound import resolve_checked
 
 MAX_REDIRECTS = 5
 TIMEOUT = httpx.Timeout(30.0, connect=10.0)

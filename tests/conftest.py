@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -46,6 +47,8 @@ def make_settings(tmp_path: Path, model_cache: Path, db_url: str) -> Callable[..
             "heartbeat_seconds": 2.0,
             "shutdown_grace_seconds": 5.0,
             "device": "cpu",
+            "webhook_secret": WEBHOOK_SECRET,
+            "webhook_retry_schedule": [0.3, 0.3, 0.3],
         }
         values.update(overrides)
         return Settings(**values)
@@ -90,6 +93,7 @@ async def wait_for(predicate: Callable[[], Any], *, timeout: float = 60.0, inter
         await asyncio.sleep(interval)
 
 
+WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"test-webhook-secret-32-bytes-long").decode()
 MARIADB_URL = os.environ.get("WHISPER_TEST_MYSQL_URL", "mysql+asyncmy://root@127.0.0.1:3306/test")
 
 

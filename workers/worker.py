@@ -22,6 +22,7 @@ from app.schemas.tasks import DecodeOptions, TaskStatus, TaskType
 from app.schemas.transcript import Segment
 from app.services import media, queue, workers
 from app.services.queue import Lease
+from app.services.webhooks import WebhookDispatcher
 from app.settings import Settings
 from crawlers.direct import download
 from workers.engine import TranscriptionEngine, TranscriptionInterrupted, TranscriptionRequest
@@ -85,6 +86,11 @@ class Worker:
         log.info("worker %s started (concurrency %d)", self.worker_id, self.settings.worker_concurrency)
         await self._register()
         housekeeping = asyncio.create_task(self._housekeeping(stop))
+        webhooks = (
+            asyncio.create_task(WebhookDispatcher(sessions=self.sessions, settings=self.settings).run(stop))
+            if self.settings.webhook_secret is not None
+            else None
+        )
         running: set[asyncio.Task[None]] = set()
         stop_waiter = asyncio.create_task(stop.wait())
         try:
@@ -102,6 +108,8 @@ class Worker:
         finally:
             stop_waiter.cancel()
             housekeeping.cancel()
+            if webhooks is not None:
+                webhooks.cancel()
             if running:
                 _, pending = await asyncio.wait(running, timeout=self.settings.shutdown_grace_seconds)
                 for run in self._runs.values():

@@ -150,6 +150,23 @@ class WebhookEvent(Base):
     )
 
 
+class WebhookAttempt(Base):
+    """One delivery attempt of a webhook event."""
+
+    __tablename__ = "webhook_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(64), ForeignKey("webhook_outbox.id", ondelete="CASCADE"))
+    attempt: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    latency_ms: Mapped[float] = mapped_column(Double)
+    error: Mapped[str | None] = mapped_column(LongText)
+    response_excerpt: Mapped[str | None] = mapped_column(LongText)
+
+    __table_args__ = (Index("ix_webhook_attempts_event", "event_id", "attempt"), MYSQL_TABLE)
+
+
 class WorkerRecord(Base):
     """A worker process as it reports itself; refreshed while it runs."""
 
@@ -177,3 +194,4 @@ MEDIA_CHUNKS = cast(Table, MediaChunk.__table__)
 TASK_RESULTS = cast(Table, TaskResult.__table__)
 TASK_PARTIALS = cast(Table, TaskPartial.__table__)
 WEBHOOK_OUTBOX = cast(Table, WebhookEvent.__table__)
+WEBHOOK_ATTEMPTS = cast(Table, WebhookAttempt.__table__)

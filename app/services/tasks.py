@@ -22,6 +22,7 @@ from app.schemas.transcript import Segment, Transcript
 from app.services import media, outbox
 from app.services.catalog import check_model
 from app.services.media import DecodedMedia
+from app.services.webhooks import check_callback_url
 from app.settings import Settings
 
 
@@ -53,6 +54,7 @@ async def create_task(
     model = task_in.model or settings.default_model
     language = task_in.language or settings.default_language
     check_model(model=model, task_type=task_in.task_type, language=language, extra=settings.extra_models)
+    check_callback_url(task_in.callback_url, secret_configured=settings.webhook_secret is not None)
     fingerprint = _fingerprint(task_in, model=model, language=language, audio=audio, filename=filename)
     if idempotency_key and (earlier := await _by_key(session, owner, idempotency_key)):
         return _replay(earlier, fingerprint)

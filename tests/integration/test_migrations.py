@@ -29,6 +29,7 @@ async def test_schema_is_at_head_and_matches_the_models(db_url: str) -> None:
             "task_partials",
             "task_results",
             "tasks",
+            "webhook_attempts",
             "webhook_outbox",
             "workers",
         ]

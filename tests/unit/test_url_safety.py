@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.errors import URLNotAllowed
-from crawlers.safety import resolve_checked
+from app.services.outbound import resolve_checked
 
 
 @pytest.mark.parametrize(

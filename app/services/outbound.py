@@ -1,4 +1,4 @@
-"""Outbound URL policy: http(s) only, and every resolved address global unless allowlisted."""
+"""Outbound request policy for callbacks and media URLs: http(s) only, resolved addresses public unless allowlisted."""
 
 from __future__ import annotations
 
