@@ -12,7 +12,7 @@ from app.api.deps import get_principal
 from app.api.limits import BodySizeLimit
 from app.api.openapi import install_openapi
 from app.api.problems import install_problem_handlers
-from app.api.routes import callbacks, health, openai, tasks, workers
+from app.api.routes import callbacks, health, media, openai, tasks, workers
 from app.db.engine import create_engine, session_factory
 from app.services.auth import KeyRing, RateLimiter
 from app.services.webhooks import WebhookDispatcher
@@ -57,6 +57,7 @@ def create_app(settings: Settings | None = None, *, deliver_webhooks: bool = Tru
             {"name": "tasks", "description": "Transcription tasks: create, follow, export."},
             {"name": "openai", "description": "OpenAI-compatible audio and model endpoints."},
             {"name": "workers", "description": "The worker fleet."},
+            {"name": "media", "description": "Media utilities."},
             {"name": "health", "description": "Process health."},
         ],
     )
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None, *, deliver_webhooks: bool = Tru
     app.include_router(tasks.router, dependencies=authenticated)
     app.include_router(callbacks.router, dependencies=authenticated)
     app.include_router(workers.router, dependencies=authenticated)
+    app.include_router(media.router, dependencies=authenticated)
     app.include_router(openai.router)  # authenticates per route, so that errors keep OpenAI's shape
     app.include_router(health.router)
     install_problem_handlers(app)

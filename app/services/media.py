@@ -107,7 +107,8 @@ def decode_to_opus(source: Path, *, max_seconds: float, bitrate: int, directory:
     return DecodedMedia(output, decoded, output.stat().st_size, container_name, digest)
 
 
-def _open_input(source: Path) -> av.container.InputContainer:
+def open_input(source: Path) -> av.container.InputContainer:
+    """Open a local media file with only whitelisted demuxers and the file protocol; 415/422 if it is not media."""
     try:
         return av.open(
             str(source),
@@ -130,7 +131,7 @@ def _open_input(source: Path) -> av.container.InputContainer:
 
 def _transcode(source: Path, output: Path, *, max_seconds: float, bitrate: int) -> tuple[float, str, str]:
     """Decode, resample and encode; returns seconds decoded, the container name and a SHA-256 of the PCM."""
-    with _open_input(source) as container:
+    with open_input(source) as container:
         if not container.streams.audio:
             raise NoAudioStream("The media file has no audio stream: send a file with sound.")
         stream = container.streams.audio[0]
