@@ -194,6 +194,11 @@ class TaskCreate(DecodeOptions):
     callback_url: Annotated[str, Field(max_length=2048)] | None = Field(
         None, description="URL notified when the task finishes.", examples=["https://example.com/hooks/whisper"]
     )
+    platform: Literal["tiktok", "douyin", "youtube", "bilibili"] | None = Field(
+        None,
+        description="The site of a page link in file_url; recognised from the link when not given.",
+        examples=["douyin"],
+    )
     file_url: Annotated[str, Field(max_length=2048)] | None = Field(
         None,
         description="Fetch the media from this http(s) URL instead of an upload.",
@@ -242,6 +247,7 @@ class TaskSummary(BaseModel):
     language: str | None = Field(description="Requested language, or the detected one once completed.")
     progress: int = Field(ge=0, le=100, description="Percent of the audio processed.")
     source: Literal["upload", "url", "platform"]
+    platform: str | None = Field(description="tiktok, douyin, youtube or bilibili for platform links.")
     filename: str | None
     source_url: str | None
     duration: float | None = Field(description="Audio duration in seconds, once known.")

@@ -50,3 +50,31 @@ async def resolve_checked(url: str, *, allowlist: Iterable[str] = ()) -> list[IP
                 "add it to WHISPER_ALLOWED_HOSTS to allow it."
             )
     return addresses
+
+
+def check_on_face(url: str, *, allowlist: Iterable[str] = ()) -> None:
+    """Refuse, without any DNS lookup, a URL that is not http(s) or names a loopback/private address or localhost."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise URLNotAllowed(f"Only http:// and https:// URLs are allowed, not {parts.scheme or 'this'}://.")
+    host = parts.hostname.lower()
+    allow = list(allowlist)
+    if host == "localhost" or host.endswith(".localhost"):
+        if host not in (entry.lower() for entry in allow):
+            raise URLNotAllowed(f"{host} is not a public host; add it to WHISPER_ALLOWED_HOSTS to allow it.")
+        return
+    address = _literal_address(host)
+    if address is not None and not (_is_public(address) or _allowed(host, address, allow)):
+        raise URLNotAllowed(f"{address} is not a public address; add it to WHISPER_ALLOWED_HOSTS to allow it.")
+
+
+def _literal_address(host: str) -> IPAddress | None:
+    """An IP written in the host, including the decimal and hex forms browsers accept (2130706433, 0x7f000001)."""
+    try:
+        if host.isdigit():
+            return ipaddress.ip_address(int(host))
+        if host.startswith("0x") and all(c in "0123456789abcdef" for c in host[2:]):
+            return ipaddress.ip_address(int(host, 16))
+        return ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return None

@@ -22,6 +22,8 @@ from app.schemas.transcript import Segment, Transcript
 from app.services import media, outbox
 from app.services.catalog import check_model
 from app.services.media import DecodedMedia
+from app.services.outbound import check_on_face
+from app.services.platforms import detect_platform
 from app.services.webhooks import check_callback_url
 from app.settings import Settings
 
@@ -55,6 +57,10 @@ async def create_task(
     language = task_in.language or settings.default_language
     check_model(model=model, task_type=task_in.task_type, language=language, extra=settings.extra_models)
     check_callback_url(task_in.callback_url, secret_configured=settings.webhook_secret is not None)
+    for url in (task_in.file_url, task_in.callback_url):
+        if url:
+            check_on_face(url, allowlist=settings.allowed_hosts)
+    platform = task_in.platform or (detect_platform(task_in.file_url) if task_in.file_url else None)
     fingerprint = _fingerprint(task_in, model=model, language=language, audio=audio, filename=filename)
     if idempotency_key and (earlier := await _by_key(session, owner, idempotency_key)):
         return _replay(earlier, fingerprint)
@@ -68,8 +74,9 @@ async def create_task(
         model=model,
         language=language,
         options=task_in.decode_options(),
-        source="upload" if audio else "url",
+        source="upload" if audio else ("platform" if platform else "url"),
         source_url=task_in.file_url,
+        source_meta={"platform": platform} if platform else None,
         filename=_clean_filename(filename),
         media_duration=audio.duration if audio else None,
         media_bytes=audio.size if audio else None,

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from app.settings import Settings
 from tests.api.test_task_lifecycle import wait_status
 from tests.audio import clip
 from tests.fakes import FakeEngine
@@ -46,6 +47,12 @@ class MediaHandler(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    """The API accepts loopback URLs; each test decides what the worker allows."""
+    return make_settings(**ALLOW_LOOPBACK)
+
+
+@pytest.fixture
 def media_server() -> Iterator[str]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), MediaHandler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -75,7 +82,7 @@ async def test_url_task_is_fetched_and_transcribed(
 @pytest.mark.parametrize(
     ("path", "overrides", "error_type"),
     [
-        ("/jfk.wav", {}, "URLNotAllowed"),  # loopback is not public and not allowlisted
+        ("/jfk.wav", {"allowed_hosts": []}, "URLNotAllowed"),  # the worker resolves it: loopback, not allowlisted
         ("/missing.mp3", ALLOW_LOOPBACK, "MediaFetchFailed"),
         ("/text", ALLOW_LOOPBACK, "UnsupportedMedia"),
         ("/jfk.wav", {**ALLOW_LOOPBACK, "max_upload_bytes": 10_000}, "UploadTooLarge"),

@@ -303,6 +303,7 @@ def _summary_fields(task: Task) -> dict[str, Any]:
         "language": task.language,
         "progress": task.progress,
         "source": task.source,
+        "platform": (task.source_meta or {}).get("platform"),
         "filename": task.filename,
         "source_url": task.source_url,
         "duration": task.media_duration,
