@@ -33,6 +33,7 @@ from app.services import tasks as task_service
 from app.services.auth import check_concurrency
 from app.services.catalog import check_model
 from app.services.media import DecodedMedia
+from app.services.platforms import detect_platform, find_url
 from app.services.subtitles import MEDIA_TYPES, SubtitleFormat, render
 from app.settings import Settings
 
@@ -322,3 +323,56 @@ def _summary(task: Task) -> TaskSummary:
 
 def _detail(task: Task, result: Transcript | None) -> TaskDetail:
     return TaskDetail(**_summary_fields(task), options=task.options, callback_url=task.callback_url, result=result)
+
+
+async def _body_fields(request: Request) -> dict[str, Any]:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == "application/json":
+        try:
+            body = await request.json()
+        except ValueError as exc:
+            raise InvalidInput(f"The request body is not valid JSON: {exc}") from exc
+        if not isinstance(body, dict):
+            raise InvalidInput("The JSON body must be an object.")
+        return body
+    if content_type in FORM_TYPES:
+        form = await request.form(max_files=0, max_fields=64)
+        return _group(form.multi_items())
+    raise UnsupportedMediaType("Send application/json or a form with `url` or `text`.")
+
+
+def _platform_route(platform: str) -> None:
+    async def create_platform_task(
+        request: Request, session: SessionDep, settings: SettingsDep, principal: PrincipalDep
+    ) -> TaskDetail:
+        fields = await _body_fields(request)
+        shared = fields.pop("url", None) or fields.pop("text", None)
+        if not shared:
+            raise InvalidInput("Give `url` (a share link) or `text` (share text that contains one).", field="url")
+        url = find_url(str(shared))
+        if url is None:
+            raise InvalidInput("No http(s) link was found in the text.", field="text")
+        if detect_platform(url) != platform:
+            raise InvalidInput(f"{url} is not a {platform} link.", field="url")
+        await check_concurrency(session=session, owner=principal.name, limit=settings.max_concurrent_tasks)
+        task_in = parse_task_create({**fields, "file_url": url, "platform": platform})
+        creation = await task_service.create_task(
+            session=session, task_in=task_in, owner=principal.name, settings=settings
+        )
+        return _detail(creation.task, None)
+
+    router.add_api_route(
+        f"/{platform}",
+        create_platform_task,
+        methods=["POST"],
+        status_code=201,
+        response_model=TaskDetail,
+        summary=f"Create a task from a {platform.capitalize()} link",
+        description=f"JSON or form with `url` (a {platform} share or short link) or `text` (share text containing "
+        "one), plus any task option. The worker fetches the audio.",
+        name=f"create_{platform}_task",
+    )
+
+
+for _platform in ("tiktok", "douyin"):
+    _platform_route(_platform)
