@@ -111,6 +111,9 @@ class Settings(BaseSettings):
         default_factory=lambda: [5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0],
         description="Seconds before each retry of a failed callback (default: 7 retries over about 27 hours).",
     )
+    douyin_cookies_file: Path | None = Field(
+        None, description="Netscape cookies file yt-dlp sends to Douyin (it often refuses anonymous requests)."
+    )
     allowed_hosts: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Outbound allowlist: hosts or CIDR ranges that may be non-global."
     )

@@ -13,6 +13,12 @@ from app.services.media import spool_to_file
 from app.services.outbound import resolve_checked
 
 MAX_REDIRECTS = 5
+
+
+class PageNotMedia(Exception):
+    """The URL answered with a web page: hand it to yt-dlp."""
+
+
 TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 
 
@@ -29,6 +35,8 @@ async def download(url: str, *, max_bytes: int, allowlist: Iterable[str] = (), d
                         continue
                     if response.status_code != 200:
                         raise MediaFetchFailed(f"Fetching the media URL returned HTTP {response.status_code}.")
+                    if response.headers.get("content-type", "").startswith(("text/html", "application/xhtml")):
+                        raise PageNotMedia(url)
                     declared = int(response.headers.get("content-length") or 0)
                     if declared > max_bytes:
                         raise UploadTooLarge(f"The media at the URL is {declared} bytes; the limit is {max_bytes}.")

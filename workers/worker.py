@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import shutil
 import socket
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -21,10 +23,12 @@ from app.errors import AppError, LeaseLost, TaskCancelled
 from app.schemas.tasks import DecodeOptions, TaskStatus, TaskType
 from app.schemas.transcript import Segment
 from app.services import media, queue, workers
+from app.services.outbound import resolve_checked
 from app.services.queue import Lease
 from app.services.webhooks import WebhookDispatcher
 from app.settings import Settings
-from crawlers.direct import download
+from crawlers.direct import PageNotMedia, download
+from crawlers.ytdlp import fetch_page
 from workers.engine import TranscriptionEngine, TranscriptionInterrupted, TranscriptionRequest
 
 log = logging.getLogger(__name__)
@@ -289,13 +293,21 @@ class Worker:
         return await asyncio.to_thread(media.decode_pcm, data)
 
     async def _fetch(self, task: Task, run: _Run) -> None:
+        """Download a URL task's media (direct link, or a page through yt-dlp), decode it and store it."""
         assert task.source_url is not None
+        meta: dict[str, Any] = dict(task.source_meta or {})
         source: Path | None = None
         decoded: media.DecodedMedia | None = None
         try:
-            source = await download(
-                task.source_url, max_bytes=self.settings.max_upload_bytes, allowlist=self.settings.allowed_hosts
-            )
+            if task.source == "platform":
+                source = await self._fetch_page(task.source_url, meta)
+            else:
+                try:
+                    source = await download(
+                        task.source_url, max_bytes=self.settings.max_upload_bytes, allowlist=self.settings.allowed_hosts
+                    )
+                except PageNotMedia:
+                    source = await self._fetch_page(task.source_url, meta)
             decoded = await asyncio.to_thread(
                 media.decode_to_opus,
                 source,
@@ -303,9 +315,27 @@ class Worker:
                 bitrate=self.settings.media_bitrate,
             )
             async with self.sessions() as session:
-                if not await queue.attach_media(session=session, lease=run.lease, audio=decoded):
+                if not await queue.attach_media(
+                    session=session, lease=run.lease, audio=decoded, source_meta=meta or None
+                ):
                     run.interrupt(LeaseLost)
         finally:
             for path in (source, decoded.path if decoded else None):
                 if path:
                     path.unlink(missing_ok=True)
+            if source is not None and source.parent.name.startswith("ytdlp-"):
+                shutil.rmtree(source.parent, ignore_errors=True)
+
+    async def _fetch_page(self, url: str, meta: dict[str, Any]) -> Path:
+        """A page link through yt-dlp, after the same outbound check as any URL; records the page's metadata."""
+        await resolve_checked(url, allowlist=self.settings.allowed_hosts)
+        cookies = self.settings.douyin_cookies_file if meta.get("platform") == "douyin" else None
+        fetched = await asyncio.to_thread(
+            fetch_page,
+            url,
+            max_bytes=self.settings.max_upload_bytes,
+            max_seconds=self.settings.max_audio_seconds,
+            cookies_file=cookies,
+        )
+        meta.update(fetched.meta)
+        return fetched.path

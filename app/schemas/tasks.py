@@ -263,6 +263,9 @@ class TaskDetail(TaskSummary):
     """A task with its options and, once completed, its result."""
 
     options: dict[str, Any] = Field(description="Decoding options given at creation.")
+    source_meta: dict[str, Any] | None = Field(
+        None, description="What the page said about fetched media: title, uploader, duration, webpage_url, thumbnail."
+    )
     callback_url: str | None
     result: Transcript | None = Field(None, description="The transcript, once completed.")
 

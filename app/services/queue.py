@@ -301,10 +301,14 @@ async def reap_expired(*, session: AsyncSession, now: datetime | None = None, li
 
 
 @retry_transient
-async def attach_media(*, session: AsyncSession, lease: Lease, audio: media.DecodedMedia) -> bool:
-    """Store audio a worker fetched for a URL task, so a retry elsewhere need not fetch it again."""
+async def attach_media(
+    *, session: AsyncSession, lease: Lease, audio: media.DecodedMedia, source_meta: dict[str, Any] | None
+) -> bool:
+    """Store audio (and page metadata) a worker fetched for a URL task, so a retry elsewhere need not fetch again."""
     async with session.begin():
-        done = await _update_held(session, lease, media_duration=audio.duration, media_bytes=audio.size)
+        done = await _update_held(
+            session, lease, media_duration=audio.duration, media_bytes=audio.size, source_meta=source_meta
+        )
         if done:
             await media.store_media(session=session, task_id=lease.task_id, path=audio.path)
     return done

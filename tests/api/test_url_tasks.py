@@ -33,6 +33,13 @@ class MediaHandler(BaseHTTPRequestHandler):
             self.send_response(302)
             self.send_header("Location", "/jfk.wav")
             self.end_headers()
+        elif self.path == "/page.html":
+            body = b'<html><head><title>JFK inaugural</title></head><body><audio src="/jfk.wav"></audio></body></html>'
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
         elif self.path == "/text":
             body = b"<html>not media</html>" * 100
             self.send_response(200)
@@ -103,3 +110,15 @@ async def test_url_task_failures_are_recorded(
     assert failed["status"] == "failed" and failed["error"]["type"] == error_type, failed["error"]
     assert failed["error"]["message"]
     assert engine.calls == []
+
+
+async def test_a_page_link_is_fetched_through_yt_dlp(
+    client: httpx.AsyncClient, run_worker: Callable[..., Awaitable[Any]], media_server: str
+) -> None:
+    task_id = await create(client, f"{media_server}/page.html")
+    await run_worker(FakeEngine(segment_seconds=11.0), **ALLOW_LOOPBACK)
+    done = await wait_status(client, task_id, "completed", "failed")
+    assert done["status"] == "completed", done["error"]
+    assert done["duration"] == pytest.approx(11.0)
+    assert done["source_meta"]["title"].startswith("JFK inaugural")
+    assert done["source_meta"]["webpage_url"] == f"{media_server}/page.html"

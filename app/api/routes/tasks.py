@@ -322,7 +322,13 @@ def _summary(task: Task) -> TaskSummary:
 
 
 def _detail(task: Task, result: Transcript | None) -> TaskDetail:
-    return TaskDetail(**_summary_fields(task), options=task.options, callback_url=task.callback_url, result=result)
+    return TaskDetail(
+        **_summary_fields(task),
+        options=task.options,
+        source_meta=task.source_meta,
+        callback_url=task.callback_url,
+        result=result,
+    )
 
 
 async def _body_fields(request: Request) -> dict[str, Any]:
