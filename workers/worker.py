@@ -112,7 +112,8 @@ class Worker:
         finally:
             stop_waiter.cancel()
             housekeeping.cancel()
-            if webhooks is not None:
+            if webhooks is not None:  # it stops on the same event; give it its current delivery's timeout
+                await asyncio.wait([webhooks], timeout=self.settings.webhook_timeout_seconds + 1)
                 webhooks.cancel()
             if running:
                 _, pending = await asyncio.wait(running, timeout=self.settings.shutdown_grace_seconds)

@@ -9,7 +9,6 @@ Receivers verify a delivery with `verify_webhook(body, headers, secret)` (or the
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import random
@@ -201,6 +200,13 @@ def check_callback_url(url: str | None, *, secret_configured: bool) -> None:
         )
 
 
+async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
+    """Sleep up to `seconds`, waking early when `stop` is set (plain sleeps: a cancellation is never swallowed)."""
+    deadline = time.monotonic() + seconds
+    while not stop.is_set() and time.monotonic() < deadline:  # noqa: ASYNC110 (see the docstring)
+        await asyncio.sleep(min(0.1, seconds))
+
+
 class WebhookDispatcher:
     """Delivers due events until stopped; several may run (API nodes, workers): claims keep them apart."""
 
@@ -220,8 +226,7 @@ class WebhookDispatcher:
                 log.exception("webhook dispatch failed; retrying")
                 sent = 0
             if not sent:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), self.poll_seconds)
+                await _sleep_unless(stop, self.poll_seconds)
 
     async def dispatch_once(self) -> int:
         """Send every due event once; returns how many."""
