@@ -125,6 +125,21 @@ async def test_redirects_and_client_errors_are_final(
     assert Receiver.received[0]["headers"]["webhook-id"] == Receiver.received[1]["headers"]["webhook-id"]
 
 
+async def complete_without_delivery(sessions: async_sessionmaker[AsyncSession], task_id: str) -> None:
+    """Claim and complete a task as a worker would, leaving its outbox event undelivered."""
+    async with sessions() as session:
+        [claimed] = await queue.claim(session=session, worker_id="w", lease_seconds=30)
+        assert claimed.id == task_id and claimed.lease_token
+    async with sessions() as session:
+        await queue.complete(
+            session=session,
+            lease=Lease(task_id, claimed.lease_token),
+            processing_seconds=1,
+            transcript=Transcript(text="x", language="en", language_probability=1.0, duration=1.0, segments=[]),
+            callback_url=claimed.callback_url,
+        )
+
+
 async def test_a_non_allowlisted_callback_is_refused_and_logged(
     make_settings: Callable[..., Settings],
     sessions: async_sessionmaker[AsyncSession],
@@ -132,17 +147,7 @@ async def test_a_non_allowlisted_callback_is_refused_and_logged(
     receiver: str,
 ) -> None:
     task = await task_factory(sessions, callback_url=f"{receiver}/hook")
-    async with sessions() as session:
-        [claimed] = await queue.claim(session=session, worker_id="w", lease_seconds=30)
-        assert claimed.lease_token
-    async with sessions() as session:
-        await queue.complete(
-            session=session,
-            lease=Lease(task.id, claimed.lease_token),
-            processing_seconds=1,
-            transcript=Transcript(text="x", language="en", language_probability=1.0, duration=1.0, segments=[]),
-            callback_url=claimed.callback_url,
-        )
+    await complete_without_delivery(sessions, task.id)
     dispatcher = WebhookDispatcher(sessions=sessions, settings=make_settings())  # no allowlist: loopback refused
     assert await dispatcher.dispatch_once() == 1
     assert Receiver.received == []
@@ -159,17 +164,7 @@ async def test_an_event_left_by_a_dead_worker_is_delivered_once_by_racing_dispat
 ) -> None:
     # The worker committed the completion (and so the outbox row) and died before any delivery.
     task = await task_factory(sessions, callback_url=f"{receiver}/once")
-    async with sessions() as session:
-        [claimed] = await queue.claim(session=session, worker_id="w", lease_seconds=30)
-        assert claimed.lease_token
-    async with sessions() as session:
-        await queue.complete(
-            session=session,
-            lease=Lease(task.id, claimed.lease_token),
-            processing_seconds=1,
-            transcript=Transcript(text="x", language="en", language_probability=1.0, duration=1.0, segments=[]),
-            callback_url=claimed.callback_url,
-        )
+    await complete_without_delivery(sessions, task.id)
     dispatchers = [WebhookDispatcher(sessions=sessions, settings=settings) for _ in range(4)]
     sent = await asyncio.gather(*(d.dispatch_once() for d in dispatchers))
     assert sum(sent) == 1 and len(Receiver.received) == 1
