@@ -129,3 +129,28 @@ class LeaseLost(Exception):
 
 class TaskCancelled(LeaseLost):
     """The task was cancelled while it ran."""
+
+
+class SummaryNotFound(TaskNotFound):
+    """No summary with this id."""
+
+
+class LLMNotConfigured(AppError):
+    """Summaries need an LLM: set WHISPER_LLM_BASE_URL (OpenAI-compatible endpoint) and/or WHISPER_LLM_API_KEY."""
+
+    status_code = 503
+    title = "Service unavailable"
+
+
+class LLMFailed(AppError):
+    """The LLM endpoint refused or failed the summary request."""
+
+    status_code = 502
+    title = "Bad gateway"
+
+
+class LLMTimeout(LLMFailed):
+    """The LLM endpoint did not answer in time (WHISPER_LLM_TIMEOUT_SECONDS)."""
+
+    status_code = 504
+    title = "Gateway timeout"

@@ -12,7 +12,7 @@ from app.api.deps import get_principal
 from app.api.limits import BodySizeLimit
 from app.api.openapi import install_openapi
 from app.api.problems import install_problem_handlers
-from app.api.routes import callbacks, health, media, openai, tasks, workers
+from app.api.routes import callbacks, health, media, openai, summaries, tasks, workers
 from app.db.engine import create_engine, session_factory
 from app.services.auth import KeyRing, RateLimiter
 from app.services.webhooks import WebhookDispatcher
@@ -27,7 +27,7 @@ MULTIPART_SLACK_BYTES = 1024 * 1024
 
 
 def create_app(settings: Settings | None = None, *, deliver_webhooks: bool = True) -> FastAPI:
-    """Build the app; the database engine (and a webhook dispatcher, when a secret is set) live for its lifespan."""
+    """Build the app; the database engine and a webhook dispatcher live for its lifespan."""
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -37,7 +37,7 @@ def create_app(settings: Settings | None = None, *, deliver_webhooks: bool = Tru
         stop = asyncio.Event()
         dispatcher = (
             asyncio.create_task(WebhookDispatcher(sessions=app.state.sessions, settings=settings).run(stop))
-            if settings.webhook_secret is not None and deliver_webhooks
+            if deliver_webhooks
             else None
         )
         try:
@@ -55,6 +55,7 @@ def create_app(settings: Settings | None = None, *, deliver_webhooks: bool = Tru
         lifespan=lifespan,
         openapi_tags=[
             {"name": "tasks", "description": "Transcription tasks: create, follow, export."},
+            {"name": "summaries", "description": "LLM summaries of transcripts."},
             {"name": "openai", "description": "OpenAI-compatible audio and model endpoints."},
             {"name": "workers", "description": "The worker fleet."},
             {"name": "media", "description": "Media utilities."},
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None, *, deliver_webhooks: bool = Tru
     authenticated = [Depends(get_principal)]
     app.include_router(tasks.router, dependencies=authenticated)
     app.include_router(callbacks.router, dependencies=authenticated)
+    app.include_router(summaries.router, dependencies=authenticated)
     app.include_router(workers.router, dependencies=authenticated)
     app.include_router(media.router, dependencies=authenticated)
     app.include_router(openai.router)  # authenticates per route, so that errors keep OpenAI's shape

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -31,10 +33,24 @@ def _split_csv(value: object) -> object:
     return value
 
 
+def check_webhook_secret(secret: str) -> None:
+    """Refuse a signing secret that is not `whsec_` + base64 of at least 16 bytes (Standard Webhooks)."""
+    if not secret.startswith("whsec_"):
+        raise ValueError("a webhook secret must start with whsec_ (Standard Webhooks)")
+    try:
+        key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+    except binascii.Error:
+        raise ValueError("a webhook secret must be whsec_ followed by base64") from None
+    if len(key) < 16:
+        raise ValueError("a webhook secret must hold at least 16 bytes (24 base64 characters)")
+
+
 class Settings(BaseSettings):
     """Every setting has a `WHISPER_` environment variable of the same name in upper case."""
 
-    model_config = SettingsConfigDict(env_prefix="WHISPER_", extra="ignore", validate_default=True)
+    model_config = SettingsConfigDict(
+        env_prefix="WHISPER_", extra="ignore", validate_default=True, populate_by_name=True
+    )
 
     data_dir: Path = Field(Path("data"), description="Directory for the SQLite database, model cache and temp files.")
     model_cache_dir: Path | None = Field(
@@ -117,6 +133,22 @@ class Settings(BaseSettings):
     allowed_hosts: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Outbound allowlist: hosts or CIDR ranges that may be non-global."
     )
+    llm_base_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices("WHISPER_LLM_BASE_URL", "OPENAI_BASE_URL"),
+        description="OpenAI-compatible endpoint for summaries, e.g. `http://ollama:11434/v1`; unset: OpenAI.",
+    )
+    llm_api_key: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("WHISPER_LLM_API_KEY", "OPENAI_API_KEY"),
+        description="Key for the summary LLM (never shown in responses or logs).",
+    )
+    llm_model: str = Field("gpt-4o-mini", description="Model a summary uses when the request names none.")
+    llm_context_tokens: int = Field(
+        8192, ge=1024, description="Context window of the summary model; longer transcripts are summarised in parts."
+    )
+    llm_max_output_tokens: int = Field(1024, ge=64, description="Longest summary (and partial summary), in tokens.")
+    llm_timeout_seconds: float = Field(120.0, gt=0, description="Timeout of one LLM request.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
 
     _split = field_validator(
@@ -134,11 +166,18 @@ class Settings(BaseSettings):
             raise ValueError("WHISPER_HEARTBEAT_SECONDS must be at most half of WHISPER_LEASE_SECONDS")
         return self
 
+    @model_validator(mode="after")
+    def _check_llm_context(self) -> Settings:
+        # Room for the instructions and for combining partial summaries two at a time (see services/summaries.py).
+        if self.llm_context_tokens < 3 * self.llm_max_output_tokens + 512:
+            raise ValueError("WHISPER_LLM_CONTEXT_TOKENS must be at least 3 x WHISPER_LLM_MAX_OUTPUT_TOKENS + 512")
+        return self
+
     @field_validator("webhook_secret")
     @classmethod
     def _whsec(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not value.get_secret_value().startswith("whsec_"):
-            raise ValueError("the webhook secret must start with whsec_ (Standard Webhooks)")
+        if value is not None:
+            check_webhook_secret(value.get_secret_value())
         return value
 
     @field_validator("api_keys")
@@ -154,6 +193,11 @@ class Settings(BaseSettings):
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to a SQLite file in the data directory."""
         return self.database_url or f"sqlite+aiosqlite:///{(self.data_dir / 'whisper.db').resolve()}"
+
+    @property
+    def llm_configured(self) -> bool:
+        """Whether summaries can run: an endpoint or a key is set."""
+        return bool(self.llm_base_url) or self.llm_api_key is not None
 
     @property
     def model_dir(self) -> Path:

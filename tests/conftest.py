@@ -21,6 +21,9 @@ from app.db.migrate import upgrade_to_head
 from app.db.models import Task
 from app.db.types import utcnow
 from app.main import create_app
+from app.schemas.transcript import Transcript
+from app.services import queue
+from app.services.queue import Lease
 from app.settings import Settings
 from workers.engine import FasterWhisperEngine, TranscriptionEngine
 from workers.models import ModelPool, PoolConfig
@@ -71,14 +74,22 @@ async def sessions(settings: Settings) -> AsyncIterator[async_sessionmaker[Async
     await engine.dispose()
 
 
+@asynccontextmanager
+async def app_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client talking in-process to an app built from `settings`, with the app's lifespan running."""
+    app = create_app(settings)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as http,
+    ):
+        yield http
+
+
 @pytest.fixture
 async def client(settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client talking to the app in-process (the app's lifespan runs)."""
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-            yield http
+    async with app_client(settings) as http:
+        yield http
 
 
 async def wait_for(predicate: Callable[[], Any], *, timeout: float = 60.0, interval: float = 0.1) -> Any:
@@ -176,6 +187,24 @@ def task_factory() -> Callable[..., Awaitable[Task]]:
             return task
 
     return make
+
+
+async def complete_task(
+    sessions: async_sessionmaker[AsyncSession], task_id: str, transcript: Transcript | None = None
+) -> None:
+    """Claim and complete a queued task as a worker would (its webhook event, if any, stays undelivered)."""
+    async with sessions() as session:
+        [claimed] = await queue.claim(session=session, worker_id="w", lease_seconds=30)
+        assert claimed.id == task_id and claimed.lease_token
+    async with sessions() as session:
+        await queue.complete(
+            session=session,
+            lease=Lease(task_id, claimed.lease_token),
+            processing_seconds=1,
+            transcript=transcript
+            or Transcript(text="x", language="en", language_probability=1.0, duration=1.0, segments=[]),
+            callback_url=claimed.callback_url,
+        )
 
 
 @pytest.fixture

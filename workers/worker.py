@@ -90,11 +90,7 @@ class Worker:
         log.info("worker %s started (concurrency %d)", self.worker_id, self.settings.worker_concurrency)
         await self._register()
         housekeeping = asyncio.create_task(self._housekeeping(stop))
-        webhooks = (
-            asyncio.create_task(WebhookDispatcher(sessions=self.sessions, settings=self.settings).run(stop))
-            if self.settings.webhook_secret is not None
-            else None
-        )
+        webhooks = asyncio.create_task(WebhookDispatcher(sessions=self.sessions, settings=self.settings).run(stop))
         running: set[asyncio.Task[None]] = set()
         stop_waiter = asyncio.create_task(stop.wait())
         try:
@@ -112,9 +108,9 @@ class Worker:
         finally:
             stop_waiter.cancel()
             housekeeping.cancel()
-            if webhooks is not None:  # it stops on the same event; give it its current delivery's timeout
-                await asyncio.wait([webhooks], timeout=self.settings.webhook_timeout_seconds + 1)
-                webhooks.cancel()
+            # The dispatcher stops on the same event; give it its current delivery's timeout.
+            await asyncio.wait([webhooks], timeout=self.settings.webhook_timeout_seconds + 1)
+            webhooks.cancel()
             if running:
                 _, pending = await asyncio.wait(running, timeout=self.settings.shutdown_grace_seconds)
                 for run in self._runs.values():

@@ -71,6 +71,8 @@ class Task(Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     request_hash: Mapped[str | None] = mapped_column(String(64))
     callback_url: Mapped[str | None] = mapped_column(LongText)
+    # A per-task `whsec_` signing secret; never returned by the API.
+    callback_secret: Mapped[str | None] = mapped_column(String(255))
     error_type: Mapped[str | None] = mapped_column(String(64))
     error_message: Mapped[str | None] = mapped_column(LongText)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -165,6 +167,29 @@ class WebhookAttempt(Base):
     response_excerpt: Mapped[str | None] = mapped_column(LongText)
 
     __table_args__ = (Index("ix_webhook_attempts_event", "event_id", "attempt"), MYSQL_TABLE)
+
+
+class Summary(Base):
+    """An LLM summary of a completed task's transcript."""
+
+    __tablename__ = "task_summaries"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    task_id: Mapped[str] = mapped_column(String(36), ForeignKey("tasks.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16))
+    model: Mapped[str] = mapped_column(String(255))
+    prompt: Mapped[str | None] = mapped_column(LongText)
+    output_language: Mapped[str | None] = mapped_column(String(64))
+    text: Mapped[str | None] = mapped_column(LongText)
+    chunks: Mapped[int] = mapped_column(Integer, default=0)
+    llm_calls: Mapped[int] = mapped_column(Integer, default=0)
+    prompt_tokens: Mapped[int | None] = mapped_column(Integer)
+    completion_tokens: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(LongText)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_task_summaries_task", "task_id", "created_at"), MYSQL_TABLE)
 
 
 class WorkerRecord(Base):

@@ -9,9 +9,10 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from faster_whisper.tokenizer import _LANGUAGE_CODES
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from app.schemas.transcript import Transcript
+from app.settings import check_webhook_secret
 
 LANGUAGES = frozenset(_LANGUAGE_CODES)
 DEFAULT_PREPEND = "\"'“¿([{-"
@@ -194,6 +195,12 @@ class TaskCreate(DecodeOptions):
     callback_url: Annotated[str, Field(max_length=2048)] | None = Field(
         None, description="URL notified when the task finishes.", examples=["https://example.com/hooks/whisper"]
     )
+    callback_secret: SecretStr | None = Field(
+        None,
+        description="`whsec_<base64>` secret that signs this task's callbacks instead of WHISPER_WEBHOOK_SECRET "
+        "(Standard Webhooks). Stored, never shown again.",
+        examples=["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"],
+    )
     platform: Literal["tiktok", "douyin", "youtube", "bilibili"] | None = Field(
         None,
         description="The site of a page link in file_url; recognised from the link when not given.",
@@ -213,6 +220,13 @@ class TaskCreate(DecodeOptions):
         if not isinstance(value, str) or value.lower() not in LANGUAGES:
             raise ValueError("unknown language code; use a code such as en, zh, fr, es, or auto")
         return value.lower()
+
+    @field_validator("callback_secret")
+    @classmethod
+    def _whsec(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            check_webhook_secret(value.get_secret_value())
+        return value
 
     @field_validator("callback_url", "file_url")
     @classmethod

@@ -56,7 +56,10 @@ async def create_task(
     model = task_in.model or settings.default_model
     language = task_in.language or settings.default_language
     check_model(model=model, task_type=task_in.task_type, language=language, extra=settings.extra_models)
-    check_callback_url(task_in.callback_url, secret_configured=settings.webhook_secret is not None)
+    check_callback_url(
+        task_in.callback_url,
+        secret_configured=settings.webhook_secret is not None or task_in.callback_secret is not None,
+    )
     for url in (task_in.file_url, task_in.callback_url):
         if url:
             check_on_face(url, allowlist=settings.allowed_hosts)
@@ -88,6 +91,7 @@ async def create_task(
         idempotency_key=idempotency_key,
         request_hash=fingerprint,
         callback_url=task_in.callback_url,
+        callback_secret=task_in.callback_secret.get_secret_value() if task_in.callback_secret else None,
         created_at=now,
     )
     try:
@@ -108,7 +112,9 @@ def _fingerprint(
     task_in: TaskCreate, *, model: str, language: str | None, audio: DecodedMedia | None, filename: str | None
 ) -> str:
     """SHA-256 over everything that defines the request: options, model, language, media or URL."""
-    described = task_in.model_dump(mode="json", exclude={"model", "language"}, exclude_none=True)
+    described = task_in.model_dump(mode="json", exclude={"model", "language", "callback_secret"}, exclude_none=True)
+    if task_in.callback_secret is not None:
+        described["callback_secret"] = hashlib.sha256(task_in.callback_secret.get_secret_value().encode()).hexdigest()
     described |= {"model": model, "language": language, "media": audio.sha256 if audio else None, "name": filename}
     return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()
 

@@ -24,7 +24,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from app.db.models import WEBHOOK_ATTEMPTS, WEBHOOK_OUTBOX, WebhookAttempt, WebhookEvent
+from app.db.models import WEBHOOK_ATTEMPTS, WEBHOOK_OUTBOX, Task, WebhookAttempt, WebhookEvent
 from app.db.retry import retry_transient
 from app.db.types import utcnow
 from app.errors import AppError, URLNotAllowed
@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 __all__ = ["Outcome", "WebhookDispatcher", "WebhookVerificationError", "verify_webhook"]
 
 EXCERPT_CHARS = 500
+NO_SECRET = "NoSigningSecret"  # noqa: S105 (an error name, not a password)
 CLAIM_SECONDS = 120.0
 """A claimed event is hidden from other dispatchers this long (longer than any attempt's timeout)."""
 
@@ -64,8 +65,21 @@ class Outcome:
     def retryable(self) -> bool:
         """Timeouts, connection errors, 429 and 5xx are worth another try; other answers are final."""
         if self.status_code is None:
-            return self.error is not None and not self.error.startswith("URLNotAllowed")
+            return self.error is not None and not self.error.startswith(("URLNotAllowed", NO_SECRET))
         return self.status_code == 429 or self.status_code >= 500
+
+
+@retry_transient
+async def task_secrets(*, session: AsyncSession, task_ids: set[str]) -> dict[str, str]:
+    """Per-task signing secrets of the given tasks (those that have one)."""
+    if not task_ids:
+        return {}
+    rows = await session.execute(
+        select(Task.id, Task.callback_secret).where(Task.id.in_(task_ids), Task.callback_secret.is_not(None))
+    )
+    secrets = {task_id: secret for task_id, secret in rows if secret}
+    await session.commit()
+    return secrets
 
 
 @retry_transient
@@ -195,7 +209,8 @@ def check_callback_url(url: str | None, *, secret_configured: bool) -> None:
     """Refuse a callback_url the server could not sign for."""
     if url and not secret_configured:
         raise URLNotAllowed(
-            "callback_url needs WHISPER_WEBHOOK_SECRET on the server (callbacks are always signed).",
+            "callback_url needs a callback_secret or WHISPER_WEBHOOK_SECRET on the server (callbacks are always "
+            "signed).",
             field="callback_url",
         )
 
@@ -211,10 +226,9 @@ class WebhookDispatcher:
     """Delivers due events until stopped; several may run (API nodes, workers): claims keep them apart."""
 
     def __init__(self, *, sessions: async_sessionmaker[AsyncSession], settings: Settings, poll_seconds: float = 1.0):
-        assert settings.webhook_secret is not None, "no webhook secret configured"
         self.sessions = sessions
         self.settings = settings
-        self.secret = settings.webhook_secret.get_secret_value()
+        self.secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
         self.poll_seconds = poll_seconds
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -232,16 +246,18 @@ class WebhookDispatcher:
         """Send every due event once; returns how many."""
         async with self.sessions() as session:
             due = await claim_due(session=session)
-        await asyncio.gather(*(self._deliver(event) for event in due))
+            secrets = await task_secrets(session=session, task_ids={event.task_id for event in due})
+        await asyncio.gather(*(self._deliver(event, secrets.get(event.task_id) or self.secret) for event in due))
         return len(due)
 
-    async def _deliver(self, event: WebhookEvent) -> None:
-        outcome = await send(
-            event,
-            secret=self.secret,
-            allowlist=self.settings.allowed_hosts,
-            timeout=self.settings.webhook_timeout_seconds,
-        )
+    async def _deliver(self, event: WebhookEvent, secret: str | None) -> None:
+        if secret is None:  # the server's secret was removed after the task was created
+            outcome = Outcome(None, 0.0, f"{NO_SECRET}: no per-task secret and no WHISPER_WEBHOOK_SECRET", None, None)
+        else:
+            settings = self.settings
+            outcome = await send(
+                event, secret=secret, allowlist=settings.allowed_hosts, timeout=settings.webhook_timeout_seconds
+            )
         log.info("webhook %s for task %s: %s", event.id, event.task_id, outcome.status_code or outcome.error)
         async with self.sessions() as session:
             await record(session=session, event=event, outcome=outcome, schedule=self.settings.webhook_retry_schedule)

@@ -15,6 +15,7 @@ from app.db.models import MediaChunk, Task
 from app.main import create_app
 from app.settings import Settings
 from tests.audio import clip
+from tests.conftest import app_client
 from tests.media_files import AUDIO_FORMATS, load_pcm, write_audio, write_video
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -146,11 +147,7 @@ async def _client_for(settings: Settings) -> tuple[httpx.AsyncClient, object]:
 
 
 async def test_too_long_audio_is_refused(make_settings: Callable[..., Settings], sessions: Sessions) -> None:
-    app = create_app(make_settings(max_audio_seconds=5))
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as http,
-    ):
+    async with app_client(make_settings(max_audio_seconds=5)) as http:
         response = await http.post("/v1/tasks", files={"file": ("jfk.wav", clip("jfk.wav").read_bytes())})
     assert response.status_code == 422
     assert response.json()["type"].endswith("AudioTooLong") and "at most 5 s" in response.json()["detail"]

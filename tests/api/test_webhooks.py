@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import threading
 from collections.abc import Awaitable, Callable, Iterator
@@ -13,14 +14,10 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.main import create_app
-from app.schemas.transcript import Transcript
-from app.services import queue
-from app.services.queue import Lease
 from app.services.webhooks import WebhookDispatcher, WebhookVerificationError, events_of, verify_webhook
 from app.settings import Settings
 from tests.api.test_task_lifecycle import upload, wait_status
-from tests.conftest import WEBHOOK_SECRET, wait_for
+from tests.conftest import WEBHOOK_SECRET, app_client, complete_task, wait_for
 from tests.fakes import FakeEngine
 
 StartWorker = Callable[..., Awaitable[Any]]
@@ -95,6 +92,36 @@ async def test_a_completed_task_is_announced_with_a_valid_signature(
         verify_webhook(tampered, request["headers"], WEBHOOK_SECRET)
 
 
+TASK_SECRET = "whsec_" + base64.b64encode(b"a-secret-for-this-task-only!").decode()
+
+
+async def test_a_per_task_secret_signs_that_tasks_callbacks_and_is_never_shown(
+    client: httpx.AsyncClient, run_worker: StartWorker, receiver: str
+) -> None:
+    created = await upload(client, callback_url=f"{receiver}/own", callback_secret=TASK_SECRET)
+    await run_worker(FakeEngine(segment_seconds=11.0))
+    [event] = await settled(client, created["id"])
+    assert event["status"] == "delivered"
+    [request] = Receiver.received
+    assert verify_webhook(request["body"], request["headers"], TASK_SECRET)["data"]["task_id"] == created["id"]
+    with pytest.raises(WebhookVerificationError):
+        verify_webhook(request["body"], request["headers"], WEBHOOK_SECRET)
+    shown = (await client.get(f"/v1/tasks/{created['id']}")).text + (await client.get("/v1/tasks")).text
+    assert TASK_SECRET.removeprefix("whsec_") not in shown + json.dumps(created)
+
+
+@pytest.mark.parametrize(
+    ("secret", "message"),
+    [("not-whsec", "must start with whsec_"), ("whsec_***", "base64"), ("whsec_c2hvcnQ=", "at least 16 bytes")],
+)
+async def test_a_malformed_per_task_secret_is_refused(client: httpx.AsyncClient, secret: str, message: str) -> None:
+    response = await client.post(
+        "/v1/tasks",
+        json={"file_url": "https://e.com/a.mp3", "callback_url": "https://e.com/h", "callback_secret": secret},
+    )
+    assert response.status_code == 422 and message in response.text and "callback_secret" in response.text
+
+
 async def test_a_receiver_failing_twice_gets_exactly_three_attempts(
     client: httpx.AsyncClient, run_worker: StartWorker, receiver: str
 ) -> None:
@@ -125,21 +152,6 @@ async def test_redirects_and_client_errors_are_final(
     assert Receiver.received[0]["headers"]["webhook-id"] == Receiver.received[1]["headers"]["webhook-id"]
 
 
-async def complete_without_delivery(sessions: async_sessionmaker[AsyncSession], task_id: str) -> None:
-    """Claim and complete a task as a worker would, leaving its outbox event undelivered."""
-    async with sessions() as session:
-        [claimed] = await queue.claim(session=session, worker_id="w", lease_seconds=30)
-        assert claimed.id == task_id and claimed.lease_token
-    async with sessions() as session:
-        await queue.complete(
-            session=session,
-            lease=Lease(task_id, claimed.lease_token),
-            processing_seconds=1,
-            transcript=Transcript(text="x", language="en", language_probability=1.0, duration=1.0, segments=[]),
-            callback_url=claimed.callback_url,
-        )
-
-
 async def test_a_non_allowlisted_callback_is_refused_and_logged(
     make_settings: Callable[..., Settings],
     sessions: async_sessionmaker[AsyncSession],
@@ -147,7 +159,7 @@ async def test_a_non_allowlisted_callback_is_refused_and_logged(
     receiver: str,
 ) -> None:
     task = await task_factory(sessions, callback_url=f"{receiver}/hook")
-    await complete_without_delivery(sessions, task.id)
+    await complete_task(sessions, task.id)
     dispatcher = WebhookDispatcher(sessions=sessions, settings=make_settings())  # no allowlist: loopback refused
     assert await dispatcher.dispatch_once() == 1
     assert Receiver.received == []
@@ -164,7 +176,7 @@ async def test_an_event_left_by_a_dead_worker_is_delivered_once_by_racing_dispat
 ) -> None:
     # The worker committed the completion (and so the outbox row) and died before any delivery.
     task = await task_factory(sessions, callback_url=f"{receiver}/once")
-    await complete_without_delivery(sessions, task.id)
+    await complete_task(sessions, task.id)
     dispatchers = [WebhookDispatcher(sessions=sessions, settings=settings) for _ in range(4)]
     sent = await asyncio.gather(*(d.dispatch_once() for d in dispatchers))
     assert sum(sent) == 1 and len(Receiver.received) == 1
@@ -172,12 +184,14 @@ async def test_an_event_left_by_a_dead_worker_is_delivered_once_by_racing_dispat
 
 
 async def test_callback_url_needs_a_configured_secret(make_settings: Callable[..., Settings]) -> None:
-    app = create_app(make_settings(webhook_secret=None))
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as http,
-    ):
+    async with app_client(make_settings(webhook_secret=None)) as http:
         response = await http.post(
             "/v1/tasks", json={"file_url": "https://e.com/a.mp3", "callback_url": "https://e.com/h"}
         )
     assert response.status_code == 422 and "WHISPER_WEBHOOK_SECRET" in response.json()["detail"]
+    async with app_client(make_settings(webhook_secret=None)) as http:
+        response = await http.post(
+            "/v1/tasks",
+            json={"file_url": "https://e.com/a.mp3", "callback_url": "https://e.com/h", "callback_secret": TASK_SECRET},
+        )
+    assert response.status_code == 201, response.text

@@ -28,6 +28,7 @@ async def test_schema_is_at_head_and_matches_the_models(db_url: str) -> None:
             "media_chunks",
             "task_partials",
             "task_results",
+            "task_summaries",
             "tasks",
             "webhook_attempts",
             "webhook_outbox",
