@@ -10,7 +10,7 @@ import httpx
 
 from app.errors import MediaFetchFailed, UploadTooLarge
 from app.services.media import spool_to_file
-from app.services.outbound import resolve_checked
+from app.services.outbound import pin, resolve_checked
 
 MAX_REDIRECTS = 5
 
@@ -23,13 +23,16 @@ TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 
 
 async def download(url: str, *, max_bytes: int, allowlist: Iterable[str] = (), directory: Path | None = None) -> Path:
-    """Fetch `url` into a temporary file; every redirect target is checked like the first URL."""
+    """Fetch `url` into a temporary file; every redirect target is checked like the first URL, and each request
+    connects to the address that was checked (no second DNS answer can redirect it)."""
     allow = list(allowlist)
     async with httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=False, trust_env=False) as client:
         for _ in range(MAX_REDIRECTS + 1):
-            await resolve_checked(url, allowlist=allow)
+            target = pin(url, (await resolve_checked(url, allowlist=allow))[0])
             try:
-                async with client.stream("GET", url) as response:
+                async with client.stream(
+                    "GET", target.url, headers=target.headers, extensions=target.extensions
+                ) as response:
                     if response.is_redirect:
                         url = urljoin(url, response.headers["location"])
                         continue

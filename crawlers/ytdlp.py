@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import yt_dlp
 from yt_dlp.utils import DownloadError, match_filter_func
 
-from app.errors import AudioTooLong, MediaFetchFailed
+from app.errors import AppError, AudioTooLong, MediaFetchFailed
 
 META_FIELDS = ("title", "uploader", "duration", "webpage_url", "thumbnail", "extractor")
 
@@ -22,6 +23,13 @@ class Fetched:
 
     path: Path
     meta: dict[str, Any]
+
+
+def media_urls(info: dict[str, Any]) -> list[str]:
+    """The URLs yt-dlp chose to download from: the format's own, or each merged format's (and their manifests)."""
+    formats = info.get("requested_formats") or [info]
+    urls = [f.get(key) for f in formats for key in ("url", "manifest_url")]
+    return [u for u in dict.fromkeys(urls) if isinstance(u, str)]
 
 
 def ytdlp_options(directory: Path, *, max_bytes: int, max_seconds: float, cookies_file: Path | None) -> dict[str, Any]:
@@ -45,18 +53,34 @@ def ytdlp_options(directory: Path, *, max_bytes: int, max_seconds: float, cookie
     }
 
 
-def fetch_page(url: str, *, max_bytes: int, max_seconds: float, cookies_file: Path | None = None) -> Fetched:
-    """Download the best audio a page offers; raise MediaFetchFailed / AudioTooLong with yt-dlp's reason."""
+def fetch_page(
+    url: str,
+    *,
+    max_bytes: int,
+    max_seconds: float,
+    check_url: Callable[[str], object],
+    cookies_file: Path | None = None,
+) -> Fetched:
+    """Download the best audio a page offers; raise MediaFetchFailed / AudioTooLong with yt-dlp's reason.
+
+    The media URLs yt-dlp finds on the page pass `check_url` (the outbound policy) before anything is downloaded.
+    """
     directory = Path(tempfile.mkdtemp(prefix="ytdlp-"))
     options = ytdlp_options(directory, max_bytes=max_bytes, max_seconds=max_seconds, cookies_file=cookies_file)
     try:
         with yt_dlp.YoutubeDL(options) as ydl:
-            info = ydl.extract_info(url, download=True)
+            found = ydl.extract_info(url, download=False)
+            if found is None:
+                raise MediaFetchFailed("The page has no media yt-dlp can fetch.")
+            for media_url in media_urls(found):
+                check_url(media_url)
+            info = ydl.process_ie_result(found, download=True)
     except DownloadError as exc:
         shutil.rmtree(directory, ignore_errors=True)
         raise MediaFetchFailed(f"The page could not be fetched: {exc.msg or exc}") from exc
-    if info is None:
-        raise MediaFetchFailed("The page has no media yt-dlp can fetch.")
+    except AppError:
+        shutil.rmtree(directory, ignore_errors=True)
+        raise
     downloads = info.get("requested_downloads") or []
     files = [Path(d["filepath"]) for d in downloads if d.get("filepath") and Path(d["filepath"]).exists()]
     if not files:

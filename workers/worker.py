@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import shutil
@@ -23,7 +24,7 @@ from app.errors import AppError, LeaseLost, TaskCancelled
 from app.schemas.tasks import DecodeOptions, TaskStatus, TaskType
 from app.schemas.transcript import Segment
 from app.services import media, queue, workers
-from app.services.outbound import resolve_checked
+from app.services.outbound import resolve_checked, resolve_checked_sync
 from app.services.queue import Lease
 from app.services.webhooks import WebhookDispatcher
 from app.settings import Settings
@@ -332,6 +333,7 @@ class Worker:
             url,
             max_bytes=self.settings.max_upload_bytes,
             max_seconds=self.settings.max_audio_seconds,
+            check_url=functools.partial(resolve_checked_sync, allowlist=self.settings.allowed_hosts),
             cookies_file=cookies,
         )
         meta.update(fetched.meta)

@@ -6,7 +6,9 @@ import asyncio
 import ipaddress
 import socket
 from collections.abc import Iterable
-from urllib.parse import urlsplit
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from app.errors import URLNotAllowed
 
@@ -33,14 +35,32 @@ def _is_public(address: IPAddress) -> bool:
 
 async def resolve_checked(url: str, *, allowlist: Iterable[str] = ()) -> list[IPAddress]:
     """Resolve the URL's host and refuse it unless every address is public or allowlisted."""
+    host = _host_of(url)
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, 443, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise URLNotAllowed(f"The host {host!r} does not resolve.") from exc
+    return _checked(host, infos, allowlist)
+
+
+def resolve_checked_sync(url: str, *, allowlist: Iterable[str] = ()) -> list[IPAddress]:
+    """`resolve_checked` for code running in a thread (yt-dlp)."""
+    host = _host_of(url)
+    try:
+        infos = socket.getaddrinfo(host, 443, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise URLNotAllowed(f"The host {host!r} does not resolve.") from exc
+    return _checked(host, infos, allowlist)
+
+
+def _host_of(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise URLNotAllowed(f"Only http:// and https:// URLs can be fetched, not {parts.scheme or 'this'}://.")
-    host = parts.hostname
-    try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, parts.port or 443, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        raise URLNotAllowed(f"The host {host!r} does not resolve.") from exc
+    return parts.hostname
+
+
+def _checked(host: str, infos: Iterable[tuple[Any, ...]], allowlist: Iterable[str]) -> list[IPAddress]:
     addresses = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
     allow = list(allowlist)
     for address in addresses:
@@ -50,6 +70,25 @@ async def resolve_checked(url: str, *, allowlist: Iterable[str] = ()) -> list[IP
                 "add it to WHISPER_ALLOWED_HOSTS to allow it."
             )
     return addresses
+
+
+@dataclass(frozen=True)
+class Pinned:
+    """A request aimed at a checked address: the URL with that address as its host, the Host header and, for
+    https, the name TLS must verify (SNI), so the connection cannot land anywhere the check did not see."""
+
+    url: str
+    headers: dict[str, str]
+    extensions: dict[str, Any]
+
+
+def pin(url: str, address: IPAddress) -> Pinned:
+    """`url` rewritten to connect to `address` (one of the addresses `resolve_checked` returned for it)."""
+    parts = urlsplit(url)
+    host = f"[{address}]" if address.version == 6 else str(address)
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    extensions: dict[str, Any] = {"sni_hostname": parts.hostname} if parts.scheme == "https" else {}
+    return Pinned(urlunsplit(parts._replace(netloc=netloc)), {"host": parts.netloc.rsplit("@", 1)[-1]}, extensions)
 
 
 def check_on_face(url: str, *, allowlist: Iterable[str] = ()) -> None:

@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 from sqlalchemy import insert, select, update
@@ -28,7 +27,7 @@ from app.db.models import WEBHOOK_ATTEMPTS, WEBHOOK_OUTBOX, Task, WebhookAttempt
 from app.db.retry import retry_transient
 from app.db.types import utcnow
 from app.errors import AppError, URLNotAllowed
-from app.services.outbound import resolve_checked
+from app.services.outbound import pin, resolve_checked
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -119,24 +118,16 @@ async def send(event: WebhookEvent, *, secret: str, allowlist: Sequence[str], ti
     started = time.perf_counter()
     try:
         addresses = await resolve_checked(event.url, allowlist=allowlist)
-        url, extensions = _pinned(event.url, str(addresses[0]))
-        headers["host"] = urlsplit(event.url).netloc
+        target = pin(event.url, addresses[0])
         async with httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False) as client:
-            response = await client.post(url, content=body.encode(), headers=headers, extensions=extensions)
+            response = await client.post(
+                target.url, content=body.encode(), headers=headers | target.headers, extensions=target.extensions
+            )
     except AppError as exc:
         return Outcome(None, _ms(started), f"{exc.type_name}: {exc.detail}", None, None)
     except httpx.HTTPError as exc:
         return Outcome(None, _ms(started), f"{type(exc).__name__}: {exc}", None, None)
     return Outcome(response.status_code, _ms(started), None, response.text[:EXCERPT_CHARS], _retry_after(response))
-
-
-def _pinned(url: str, address: str) -> tuple[str, dict[str, Any]]:
-    """The URL with its host replaced by the checked address (SNI keeps the name for TLS)."""
-    parts = urlsplit(url)
-    host = f"[{address}]" if ":" in address else address
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    extensions = {"sni_hostname": parts.hostname} if parts.scheme == "https" else {}
-    return urlunsplit(parts._replace(netloc=netloc)), extensions
 
 
 def _ms(started: float) -> float:

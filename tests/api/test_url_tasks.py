@@ -19,7 +19,7 @@ ALLOW_LOOPBACK = {"allowed_hosts": ["127.0.0.1"]}
 
 
 class MediaHandler(BaseHTTPRequestHandler):
-    """/jfk.wav, /redirect (to /jfk.wav), /text, anything else 404."""
+    """/jfk.wav, /redirect (to /jfk.wav), pages, redirects and links to 127.0.0.2, /text; anything else 404."""
 
     def do_GET(self) -> None:
         if self.path == "/jfk.wav":
@@ -35,6 +35,19 @@ class MediaHandler(BaseHTTPRequestHandler):
             self.end_headers()
         elif self.path == "/page.html":
             body = b'<html><head><title>JFK inaugural</title></head><body><audio src="/jfk.wav"></audio></body></html>'
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        elif self.path == "/to-loopback":  # another loopback address, which is not allowlisted
+            self.send_response(302)
+            self.send_header("Location", f"http://127.0.0.2:{self.server.server_address[1]}/jfk.wav")
+            self.end_headers()
+        elif self.path == "/page-to-loopback.html":
+            body = (
+                f'<html><body><audio src="http://127.0.0.2:{self.server.server_address[1]}/jfk.wav"></audio>'.encode()
+            )
             self.send_response(200)
             self.send_header("Content-Type", "text/html; charset=utf-8")
             self.send_header("Content-Length", str(len(body)))
@@ -90,6 +103,8 @@ async def test_url_task_is_fetched_and_transcribed(
     ("path", "overrides", "error_type"),
     [
         ("/jfk.wav", {"allowed_hosts": []}, "URLNotAllowed"),  # the worker resolves it: loopback, not allowlisted
+        ("/to-loopback", ALLOW_LOOPBACK, "URLNotAllowed"),  # a redirect is checked like the first URL
+        ("/page-to-loopback.html", ALLOW_LOOPBACK, "URLNotAllowed"),  # so is the media link yt-dlp finds
         ("/missing.mp3", ALLOW_LOOPBACK, "MediaFetchFailed"),
         ("/text", ALLOW_LOOPBACK, "UnsupportedMedia"),
         ("/jfk.wav", {**ALLOW_LOOPBACK, "max_upload_bytes": 10_000}, "UploadTooLarge"),
