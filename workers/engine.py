@@ -119,7 +119,7 @@ class FasterWhisperEngine:
             "no_speech_threshold": opts.no_speech_threshold,
             "initial_prompt": opts.initial_prompt,
             "hotwords": opts.hotwords,
-            "word_timestamps": opts.word_timestamps,
+            "word_timestamps": opts.word_timestamps or opts.diarize,  # speakers are assigned per word
             "prepend_punctuations": opts.prepend_punctuations,
             "append_punctuations": opts.append_punctuations,
             "vad_filter": vad,
@@ -141,7 +141,7 @@ class FasterWhisperEngine:
         for raw in segments:
             if should_stop():
                 raise TranscriptionInterrupted()
-            segment = _segment(len(collected), raw)
+            segment = tidy_timings(_segment(len(collected), raw), duration)
             collected.append(segment)
             on_segment(segment)
         return _transcript(collected, info, duration)
@@ -176,3 +176,19 @@ def _transcript(segments: list[Segment], info: TranscriptionInfo, duration: floa
         duration=duration,
         segments=segments,
     )
+
+
+def tidy_timings(segment: Segment, duration: float) -> Segment:
+    """The segment inside the audio, its words inside the segment and in order (Whisper's word times can stray a
+    few tens of milliseconds past either)."""
+    start = min(max(segment.start, 0.0), duration)
+    end = min(max(segment.end, start), duration)
+    if not segment.words:
+        return segment.model_copy(update={"start": start, "end": end})
+    words, floor = [], start
+    for word in segment.words:
+        w_start = min(max(word.start, floor), end)
+        w_end = min(max(word.end, w_start), end)
+        words.append(word.model_copy(update={"start": w_start, "end": w_end}))
+        floor = w_end
+    return segment.model_copy(update={"start": start, "end": end, "words": words})

@@ -30,7 +30,10 @@ from app.services.webhooks import WebhookDispatcher
 from app.settings import Settings
 from crawlers.direct import PageNotMedia, download
 from crawlers.ytdlp import fetch_page
+from workers.diarization import Diarizer
 from workers.engine import TranscriptionEngine, TranscriptionInterrupted, TranscriptionRequest
+from workers.models import resolve_device
+from workers.postprocess import postprocess
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +82,12 @@ class Worker:
         engine: TranscriptionEngine,
         settings: Settings,
         worker_id: str | None = None,
+        diarizer: Diarizer | None = None,
     ) -> None:
         self.sessions = sessions
         self.engine = engine
         self.settings = settings
+        self.diarizer = diarizer or Diarizer(device=resolve_device(settings.device), threads=settings.cpu_threads)
         self.worker_id = worker_id or new_worker_id(settings.worker_name)
         self._runs: dict[str, _Run] = {}
 
@@ -198,6 +203,7 @@ class Worker:
             )
             if run.stop.is_set():
                 raise TranscriptionInterrupted()
+            transcript = await asyncio.to_thread(postprocess, transcript, audio, request.options, self.diarizer)
             async with self.sessions() as session:
                 done = await queue.complete(
                     session=session,

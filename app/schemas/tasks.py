@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from faster_whisper.tokenizer import _LANGUAGE_CODES
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from app.schemas.transcript import Transcript
 from app.settings import check_webhook_secret
@@ -77,8 +77,18 @@ def _comma_floats(value: object) -> object:
     return value
 
 
+class ChineseScript(StrEnum):
+    """Chinese script conversions (OpenCC)."""
+
+    simplified = "simplified"
+    traditional = "traditional"
+    taiwan = "taiwan"
+    hongkong = "hongkong"
+
+
 class DecodeOptions(BaseModel):
-    """faster-whisper decoding options; every one is optional and defaults as in faster-whisper."""
+    """How a task is transcribed: faster-whisper's decoding options (each defaults as in faster-whisper), then
+    speaker labels and Chinese script conversion."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -153,7 +163,29 @@ class DecodeOptions(BaseModel):
         examples=[{"threshold": 0.5, "min_silence_duration_ms": 1000}],
     )
 
+    chinese_script: ChineseScript | None = Field(
+        None,
+        description="Convert Chinese output with OpenCC: `simplified`, `traditional`, `taiwan` (Taiwan characters "
+        "and phrasing) or `hongkong`. Applies to text, segments, words and subtitles of Chinese (zh, yue) results; "
+        "unset leaves the text as the model wrote it.",
+        examples=["traditional"],
+    )
+    diarize: bool = Field(
+        False,
+        description="Label segments and words with speakers (offline diarization on the worker; needs the "
+        "`diarize` extra there). Turns word timestamps on and splits segments where the speaker changes.",
+        examples=[True],
+    )
+    min_speakers: int | None = Field(None, ge=1, le=32, description="With diarize: at least this many.", examples=[2])
+    max_speakers: int | None = Field(None, ge=1, le=32, description="With diarize: at most this many.", examples=[4])
+
     _floats = field_validator("temperature", "clip_timestamps", mode="before")(_comma_floats)
+
+    @model_validator(mode="after")
+    def _speaker_range(self) -> DecodeOptions:
+        if self.min_speakers and self.max_speakers and self.min_speakers > self.max_speakers:
+            raise ValueError("min_speakers must not exceed max_speakers")
+        return self
 
     @field_validator("temperature")
     @classmethod

@@ -12,6 +12,7 @@ class Word(BaseModel):
     end: float = Field(description="End time in seconds.", examples=[0.58])
     word: str = Field(description="The word, with its leading space as the model wrote it.", examples=[" And"])
     probability: float = Field(description="Model confidence, 0-1.", examples=[0.93])
+    speaker: str | None = Field(None, description="Speaker label, when diarization was asked for.", examples=["S1"])
 
 
 class Segment(BaseModel):
@@ -28,6 +29,7 @@ class Segment(BaseModel):
     seek: int | None = Field(None, description="Offset of the decoding window, in 10 ms frames.")
     tokens: list[int] | None = Field(None, description="Token ids of the text.")
     words: list[Word] | None = Field(None, description="Word timings, when word_timestamps was asked for.")
+    speaker: str | None = Field(None, description="Speaker label, when diarization was asked for.", examples=["S1"])
 
 
 class Transcript(BaseModel):

@@ -68,6 +68,14 @@ async def test_worker_completes_a_task_and_exports_subtitles(
         assert response.status_code == 200 and response.headers["content-type"].startswith(media_type)
     bad = await client.get(f"/v1/tasks/{created['id']}/subtitles", params={"format": "docx"})
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "format"
+    lrc = await client.get(
+        f"/v1/tasks/{created['id']}/subtitles", params={"format": "lrc", "max_line_width": 7, "max_cue_duration": 2}
+    )
+    assert lrc.status_code == 200 and lrc.text.startswith(
+        "[00:00.00]segment\n[00:02.00]\n[00:03.11]0.\n[00:04.00]segment\n"
+    )
+    too_narrow = await client.get(f"/v1/tasks/{created['id']}/subtitles", params={"max_line_width": 2})
+    assert too_narrow.status_code == 422 and too_narrow.json()["errors"][0]["field"] == "max_line_width"
 
 
 async def test_media_is_removed_once_the_task_completes(

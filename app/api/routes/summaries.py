@@ -16,7 +16,9 @@ from app.services import summaries
 from app.services import tasks as task_service
 
 router = APIRouter(prefix="/v1/tasks", tags=["summaries"])
-SummaryId = Annotated[str, PathParam(description="Summary id.", max_length=64)]
+SummaryId = Annotated[
+    str, PathParam(description="Summary id.", examples=["1d7e5a0c-9b1f-4a51-8f0e-2b6a6c0e7c11"], max_length=64)
+]
 
 
 def detail_of(summary: Summary) -> SummaryDetail:

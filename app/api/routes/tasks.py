@@ -18,6 +18,7 @@ from app.api.intake import decode_upload, upload_chunks
 from app.api.openapi import CREATE_TASK_OPENAPI
 from app.db.models import Task
 from app.errors import InvalidInput, NoMediaGiven, UnsupportedMediaType
+from app.schemas.subtitles import SubtitleLayout
 from app.schemas.tasks import (
     Priority,
     TaskCreate,
@@ -269,7 +270,9 @@ async def get_result(task_id: TaskId, session: SessionDep, principal: PrincipalD
 @router.get(
     "/{task_id}/subtitles",
     summary="Export the transcript",
-    description="SRT, WebVTT, plain text, TSV or JSON; cues never overlap and stay inside the audio.",
+    description="SRT, WebVTT, LRC, plain text, TSV or JSON. Without layout options each segment is a cue; with them, "
+    "cues are built from word timings (spread by length when the task has none) within the given limits. Cues never "
+    "overlap, never cross a speaker change and stay inside the audio.",
     response_class=Response,
     responses={200: {"content": {media_type: {} for media_type in MEDIA_TYPES.values()}}},
 )
@@ -277,6 +280,7 @@ async def get_subtitles(
     task_id: TaskId,
     session: SessionDep,
     principal: PrincipalDep,
+    layout: Annotated[SubtitleLayout, Query()],
     format: Annotated[SubtitleFormat, Query(description="Export format.", examples=["srt"])] = SubtitleFormat.srt,
 ) -> Response:
     """The transcript in the requested format, as a download."""
@@ -284,7 +288,7 @@ async def get_subtitles(
     transcript = await task_service.get_result(session=session, task=task)
     stem = Path(task.filename).stem if task.filename else task.id
     return Response(
-        render(transcript, format),
+        render(transcript, format, layout.layout()),
         media_type=MEDIA_TYPES[format],
         headers={"Content-Disposition": f'attachment; filename="{_ascii(stem)}.{format.value}"'},
     )

@@ -1,0 +1,45 @@
+"""Assigning diarization turns to segments and words."""
+
+from __future__ import annotations
+
+from app.schemas.transcript import Segment, Transcript, Word
+from workers.diarization import Turn, assign_speakers
+
+
+def words(*items: tuple[float, float, str]) -> list[Word]:
+    return [Word(start=s, end=e, word=w, probability=0.9) for s, e, w in items]
+
+
+def transcript(*segments: Segment) -> Transcript:
+    return Transcript(text="", language="en", language_probability=1.0, duration=10.0, segments=list(segments))
+
+
+TURNS = [Turn(0.0, 2.1, "spk7"), Turn(2.0, 5.0, "spk3"), Turn(6.0, 9.0, "spk7")]
+
+
+def test_a_segment_is_split_where_the_speaker_changes() -> None:
+    segment = Segment(
+        id=0,
+        start=0.0,
+        end=4.0,
+        text=" Hello there. Hi.",
+        avg_logprob=-0.1,
+        no_speech_prob=0.0,
+        tokens=[1, 2, 3],
+        words=words((0.0, 0.5, " Hello"), (0.5, 1.9, " there."), (2.2, 3.9, " Hi.")),
+    )
+    [first, second] = assign_speakers(transcript(segment), TURNS).segments
+    assert (first.id, first.start, first.end, first.text, first.speaker) == (0, 0.0, 1.9, " Hello there.", "SPEAKER_00")
+    assert (second.id, second.start, second.end, second.text, second.speaker) == (1, 2.2, 4.0, " Hi.", "SPEAKER_01")
+    assert [w.speaker for w in first.words or []] == ["SPEAKER_00", "SPEAKER_00"]
+    assert first.tokens is None  # the token ids belonged to the whole segment
+
+
+def test_segments_without_words_take_the_most_overlapping_or_nearest_speaker() -> None:
+    plain = [
+        Segment(id=i, start=s, end=e, text=" x", avg_logprob=-0.1, no_speech_prob=0.0)
+        for i, (s, e) in enumerate([(1.5, 4.5), (5.2, 5.4), (6.5, 8.0)])
+    ]
+    labelled = assign_speakers(transcript(*plain), TURNS).segments
+    assert [s.speaker for s in labelled] == ["SPEAKER_00", "SPEAKER_00", "SPEAKER_01"]  # spk3, spk3 nearest, spk7
+    assert assign_speakers(transcript(*plain), []).segments == plain  # nobody spoke: no labels
