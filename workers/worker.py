@@ -313,7 +313,7 @@ class Worker:
                 except PageNotMedia:
                     source = await self._fetch_page(task.source_url, meta)
             decoded = await asyncio.to_thread(
-                media.decode_to_opus,
+                media.decode_for_storage,
                 source,
                 max_seconds=self.settings.max_audio_seconds,
                 bitrate=self.settings.media_bitrate,

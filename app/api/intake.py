@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 from starlette.datastructures import UploadFile
 
-from app.services.media import DecodedMedia, decode_to_opus, spool_to_file
+from app.services.media import DecodedMedia, decode_for_storage, spool_to_file
 from app.settings import Settings
 
 
@@ -22,7 +22,7 @@ async def decode_upload(stream: AsyncIterator[bytes], settings: Settings) -> Dec
     source = await spool_to_file(stream, limit=settings.max_upload_bytes)
     try:
         return await asyncio.to_thread(
-            decode_to_opus, source, max_seconds=settings.max_audio_seconds, bitrate=settings.media_bitrate
+            decode_for_storage, source, max_seconds=settings.max_audio_seconds, bitrate=settings.media_bitrate
         )
     finally:
         source.unlink(missing_ok=True)

@@ -64,7 +64,7 @@ TRUNCATION_RATIO = 0.9
 
 @dataclass(frozen=True)
 class DecodedMedia:
-    """A media file decoded to 16 kHz mono and re-encoded as Opus in Ogg."""
+    """A media file decoded to 16 kHz mono and re-encoded (FLAC or Opus, in Ogg) for storage."""
 
     path: Path
     duration: float
@@ -94,8 +94,11 @@ async def spool_to_file(chunks: AsyncIterator[bytes], *, limit: int, directory: 
     return path
 
 
-def decode_to_opus(source: Path, *, max_seconds: float, bitrate: int, directory: Path | None = None) -> DecodedMedia:
-    """Decode the first audio stream of `source` to 16 kHz mono Opus; validate format, length and integrity."""
+def decode_for_storage(
+    source: Path, *, max_seconds: float, bitrate: int, directory: Path | None = None
+) -> DecodedMedia:
+    """Decode the first audio stream of `source` to 16 kHz mono in Ogg, lossless FLAC (bitrate 0) or Opus at
+    `bitrate`; validate format, length and integrity."""
     if source.stat().st_size == 0:
         raise EmptyUpload()
     output = Path(tempfile.mkstemp(prefix="audio-", suffix=".ogg", dir=directory)[1])
@@ -143,8 +146,11 @@ def _transcode(source: Path, output: Path, *, max_seconds: float, bitrate: int) 
         pcm_digest = hashlib.sha256()
         resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
         with av.open(str(output), "w", format="ogg") as sink:
-            encoder = sink.add_stream("libopus", rate=SAMPLE_RATE, layout="mono", options=OPUS_OPTIONS)
-            encoder.bit_rate = bitrate
+            if bitrate:
+                encoder = sink.add_stream("libopus", rate=SAMPLE_RATE, layout="mono", options=OPUS_OPTIONS)
+                encoder.bit_rate = bitrate
+            else:
+                encoder = sink.add_stream("flac", rate=SAMPLE_RATE, layout="mono")
             try:
                 for frame in container.decode(stream):
                     for piece in resampler.resample(frame):
@@ -187,7 +193,7 @@ def _declared_seconds(source: Path, container: av.container.InputContainer, stre
 
 
 def decode_pcm(data: bytes) -> np.ndarray:
-    """Decode stored Opus audio to float32 samples at 16 kHz, as faster-whisper takes them."""
+    """Decode stored audio (Ogg FLAC or Opus) to float32 samples at 16 kHz, as faster-whisper takes them."""
     pieces: list[np.ndarray] = []
     resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
     with av.open(io.BytesIO(data), "r", format="ogg") as container:

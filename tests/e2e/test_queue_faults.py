@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.db.engine import create_engine
 from app.db.models import MediaChunk, Task, TaskResult, WebhookEvent, WorkerRecord
 from app.db.types import utcnow
-from app.services.media import decode_to_opus
+from app.services.media import decode_for_storage
 from tests.media_files import write_audio
 from tests.worker_process import executions, metadata
 
@@ -50,7 +50,7 @@ def tiny_opus(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     t = np.arange(4800) / 16_000
     samples = (np.sin(2 * np.pi * 440 * t) * 8000).astype(np.int16)
     wav = write_audio(folder / "tone.wav", samples, container="wav", codec="pcm_s16le")
-    decoded = decode_to_opus(wav, max_seconds=10, bitrate=32_000)
+    decoded = decode_for_storage(wav, max_seconds=10, bitrate=32_000)
     return decoded.path.read_bytes()
 
 
