@@ -18,8 +18,13 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check -e .
 	touch $@
 
+# torch comes first, pinned, so that the diarize extra's range is already met (a plain `torch` pulls a multi-GB CUDA
+# build; 2.13.0 is the CPU build this project's CI machine holds). Override TORCH to pick another build.
+TORCH ?= torch==2.13.0
+
 $(VENV)/.installed-test: $(VENV)/.installed
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(BIN)/pip install --quiet --disable-pip-version-check '$(TORCH)'
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test,diarize]'
 	touch $@
 
 mariadb:  ## make sure a MariaDB server answers on 127.0.0.1:3306 (installs and starts one if needed)
