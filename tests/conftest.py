@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import threading
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ from app.schemas.transcript import Transcript
 from app.services import queue
 from app.services.queue import Lease
 from app.settings import Settings
+from tests.media_server import MediaHandler
 from workers.engine import FasterWhisperEngine, TranscriptionEngine
 from workers.models import ModelPool, PoolConfig
 from workers.worker import Worker
@@ -230,3 +233,14 @@ async def run_worker(
 def real_engine(model_cache: Path) -> FasterWhisperEngine:
     """faster-whisper with the bundled models, shared by every test that needs the real model."""
     return FasterWhisperEngine(ModelPool(PoolConfig(cache_dir=model_cache, device="cpu")), batch_size=8)
+
+
+@pytest.fixture
+def media_server() -> Iterator[str]:
+    """Base URL of a loopback HTTP server (see tests/media_server.py)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), MediaHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()

@@ -16,14 +16,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.models import Task
 from app.db.retry import is_transient
 from app.errors import AppError, LeaseLost, TaskCancelled
 from app.schemas.tasks import DecodeOptions, TaskStatus, TaskType
-from app.schemas.transcript import Segment
+from app.schemas.transcript import Segment, Transcript
 from app.services import media, queue, workers
+from app.services import tasks as task_service
 from app.services.outbound import resolve_checked, resolve_checked_sync
 from app.services.queue import Lease
 from app.services.webhooks import WebhookDispatcher
@@ -194,16 +196,21 @@ class Worker:
                 language=task.language,
                 options=DecodeOptions.model_validate(task.options),
             )
-            transcript = await asyncio.to_thread(
-                self.engine.transcribe,
-                audio,
-                request,
-                on_segment=run.segments.append,
-                should_stop=run.stop.is_set,
-            )
-            if run.stop.is_set():
-                raise TranscriptionInterrupted()
-            transcript = await asyncio.to_thread(postprocess, transcript, audio, request.options, self.diarizer)
+            reusable = await self._reusable(task) if request.options.dedupe else None
+            if reusable:
+                reused_from, transcript = reusable
+            else:
+                reused_from = None
+                transcript = await asyncio.to_thread(
+                    self.engine.transcribe,
+                    audio,
+                    request,
+                    on_segment=run.segments.append,
+                    should_stop=run.stop.is_set,
+                )
+                if run.stop.is_set():
+                    raise TranscriptionInterrupted()
+                transcript = await asyncio.to_thread(postprocess, transcript, audio, request.options, self.diarizer)
             async with self.sessions() as session:
                 done = await queue.complete(
                     session=session,
@@ -211,9 +218,10 @@ class Worker:
                     transcript=transcript,
                     processing_seconds=time.monotonic() - started,
                     callback_url=run.callback_url,
+                    reused_from=reused_from,
                 )
             if done:
-                log.info("task %s: completed", task.id)
+                log.info("task %s: completed%s", task.id, f" with the result of {reused_from}" if reused_from else "")
             else:
                 log.warning("task %s: finished, but the lease was lost; result discarded", task.id)
         except TranscriptionInterrupted:
@@ -284,6 +292,14 @@ class Worker:
             except Exception:
                 log.exception("task %s: heartbeat failed; retrying", run.lease.task_id)
 
+    async def _reusable(self, task: Task) -> tuple[str, Transcript] | None:
+        """An identical task of the same owner that completed meanwhile (or before a URL task's media was known)."""
+        async with self.sessions() as session:
+            key = await session.scalar(select(Task.content_hash).where(Task.id == task.id))
+            found = await task_service.find_reusable(session=session, owner=task.owner, key=key) if key else None
+            await session.commit()
+        return found
+
     async def _load_audio(self, task: Task, run: _Run) -> np.ndarray:
         if task.source == "url":
             async with self.sessions() as session:
@@ -318,9 +334,12 @@ class Worker:
                 max_seconds=self.settings.max_audio_seconds,
                 bitrate=self.settings.media_bitrate,
             )
+            key = task_service.content_key(
+                decoded.sha256, task_type=task.task_type, model=task.model, language=task.language, options=task.options
+            )
             async with self.sessions() as session:
                 if not await queue.attach_media(
-                    session=session, lease=run.lease, audio=decoded, source_meta=meta or None
+                    session=session, lease=run.lease, audio=decoded, source_meta=meta or None, content_hash=key
                 ):
                     run.interrupt(LeaseLost)
         finally:

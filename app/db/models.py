@@ -70,6 +70,10 @@ class Task(Base):
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     request_hash: Mapped[str | None] = mapped_column(String(64))
+    # SHA-256 of the decoded sound and every option that shapes the result (known once the media is); a completed
+    # task with the same owner and hash is reused instead of transcribing again.
+    content_hash: Mapped[str | None] = mapped_column(String(64))
+    reused_from: Mapped[str | None] = mapped_column(String(36))
     callback_url: Mapped[str | None] = mapped_column(LongText)
     # A per-task `whsec_` signing secret; never returned by the API.
     callback_secret: Mapped[str | None] = mapped_column(String(255))
@@ -88,6 +92,7 @@ class Task(Base):
         Index("ix_tasks_created", "created_at", "id"),
         # The reaper: running tasks whose lease expired.
         Index("ix_tasks_lease", "status", "lease_expires_at"),
+        Index("ix_tasks_owner_content", "owner", "content_hash", "status"),
         UniqueConstraint("owner", "idempotency_key", name="uq_tasks_owner_idempotency_key"),
         MYSQL_TABLE,
     )

@@ -176,6 +176,12 @@ class DecodeOptions(BaseModel):
         "`diarize` extra there). Turns word timestamps on and splits segments where the speaker changes.",
         examples=[True],
     )
+    dedupe: bool = Field(
+        True,
+        description="Reuse the result of an earlier completed task of yours with the same audio (decoded sound, "
+        "whatever the file) and the same options instead of transcribing again; false always transcribes.",
+        examples=[False],
+    )
     min_speakers: int | None = Field(None, ge=1, le=32, description="With diarize: at least this many.", examples=[2])
     max_speakers: int | None = Field(None, ge=1, le=32, description="With diarize: at most this many.", examples=[4])
 
@@ -313,6 +319,9 @@ class TaskDetail(TaskSummary):
         None, description="What the page said about fetched media: title, uploader, duration, webpage_url, thumbnail."
     )
     callback_url: str | None
+    reused_from: str | None = Field(
+        None, description="The earlier identical task whose result this task reused (dedupe), if any."
+    )
     result: Transcript | None = Field(None, description="The transcript, once completed.")
 
 

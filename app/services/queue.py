@@ -142,6 +142,17 @@ async def heartbeat(
     raise LeaseLost(f"task {lease.task_id} is no longer held by this worker")
 
 
+def result_columns(transcript: Transcript) -> dict[str, Any]:
+    """A transcript as `task_results` columns."""
+    return {
+        "text": transcript.text,
+        "language": transcript.language,
+        "language_probability": transcript.language_probability,
+        "duration": transcript.duration,
+        "segments": [segment.model_dump(exclude_none=True) for segment in transcript.segments],
+    }
+
+
 @retry_transient
 async def complete(
     *,
@@ -150,10 +161,12 @@ async def complete(
     transcript: Transcript,
     processing_seconds: float,
     callback_url: str | None,
+    reused_from: str | None = None,
 ) -> bool:
     """Store the result and mark the task completed, only if the lease is still ours. Returns whether it was.
 
-    The result row, the media cleanup and the webhook event (when `callback_url`) commit together.
+    The result row, the media cleanup and the webhook event (when `callback_url`) commit together. `reused_from`
+    names the completed task whose result this is (deduplication).
     """
     async with session.begin():
         done = await _update_held(
@@ -163,19 +176,11 @@ async def complete(
             progress=100,
             processing_seconds=processing_seconds,
             language=transcript.language,
+            reused_from=reused_from,
         )
         if not done:
             return False
-        await session.execute(
-            insert(TASK_RESULTS).values(
-                task_id=lease.task_id,
-                text=transcript.text,
-                language=transcript.language,
-                language_probability=transcript.language_probability,
-                duration=transcript.duration,
-                segments=[segment.model_dump(exclude_none=True) for segment in transcript.segments],
-            )
-        )
+        await session.execute(insert(TASK_RESULTS).values(task_id=lease.task_id, **result_columns(transcript)))
         await media.delete_media(session=session, task_id=lease.task_id)
         await clear_partials(session=session, task_id=lease.task_id)
         await outbox.record_event(
@@ -302,12 +307,22 @@ async def reap_expired(*, session: AsyncSession, now: datetime | None = None, li
 
 @retry_transient
 async def attach_media(
-    *, session: AsyncSession, lease: Lease, audio: media.DecodedMedia, source_meta: dict[str, Any] | None
+    *,
+    session: AsyncSession,
+    lease: Lease,
+    audio: media.DecodedMedia,
+    source_meta: dict[str, Any] | None,
+    content_hash: str | None,
 ) -> bool:
     """Store audio (and page metadata) a worker fetched for a URL task, so a retry elsewhere need not fetch again."""
     async with session.begin():
         done = await _update_held(
-            session, lease, media_duration=audio.duration, media_bytes=audio.size, source_meta=source_meta
+            session,
+            lease,
+            media_duration=audio.duration,
+            media_bytes=audio.size,
+            source_meta=source_meta,
+            content_hash=content_hash,
         )
         if done:
             await media.store_media(session=session, task_id=lease.task_id, path=audio.path)

@@ -9,6 +9,7 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Select, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -17,9 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db.models import Task, TaskResult
 from app.db.types import utcnow
 from app.errors import IdempotencyKeyReused, InvalidInput, TaskAlreadyFinished, TaskNotFinished, TaskNotFound
-from app.schemas.tasks import FINISHED, Priority, TaskCreate, TaskStatus, TaskType
+from app.schemas.tasks import FINISHED, DecodeOptions, Priority, TaskCreate, TaskStatus, TaskType
 from app.schemas.transcript import Segment, Transcript
-from app.services import media, outbox
+from app.services import media, outbox, queue
 from app.services.catalog import check_model
 from app.services.media import DecodedMedia
 from app.services.outbound import check_on_face
@@ -67,6 +68,13 @@ async def create_task(
     fingerprint = _fingerprint(task_in, model=model, language=language, audio=audio, filename=filename)
     if idempotency_key and (earlier := await _by_key(session, owner, idempotency_key)):
         return _replay(earlier, fingerprint)
+    options = task_in.decode_options()
+    key = (
+        content_key(audio.sha256, task_type=task_in.task_type.value, model=model, language=language, options=options)
+        if audio
+        else None
+    )
+    reusable = await find_reusable(session=session, owner=owner or "", key=key) if key and task_in.dedupe else None
     now = utcnow()
     task = Task(
         id=str(uuid.uuid4()),
@@ -76,7 +84,7 @@ async def create_task(
         priority=task_in.priority.rank,
         model=model,
         language=language,
-        options=task_in.decode_options(),
+        options=options,
         source="upload" if audio else ("platform" if platform else "url"),
         source_url=task_in.file_url,
         source_meta={"platform": platform} if platform else None,
@@ -92,12 +100,15 @@ async def create_task(
         request_hash=fingerprint,
         callback_url=task_in.callback_url,
         callback_secret=task_in.callback_secret.get_secret_value() if task_in.callback_secret else None,
+        content_hash=key,
         created_at=now,
     )
     try:
         session.add(task)
         await session.flush()
-        if audio:
+        if reusable:
+            await _complete_from(session, task, *reusable)
+        elif audio:
             await media.store_media(session=session, task_id=task.id, path=audio.path)
         await session.commit()
     except IntegrityError:
@@ -106,6 +117,51 @@ async def create_task(
             return _replay(earlier, fingerprint)  # a concurrent request with the same key won
         raise
     return Creation(task, created=True)
+
+
+def content_key(media_sha256: str, *, task_type: str, model: str, language: str | None, options: dict[str, Any]) -> str:
+    """SHA-256 of what makes two transcriptions the same: the decoded sound and every option that shapes the result
+    (defaults filled in, so leaving an option out and giving its default value match)."""
+    shaping = DecodeOptions.model_validate(options).model_dump(mode="json", exclude={"dedupe"})
+    described = {
+        "media": media_sha256,
+        "task_type": task_type,
+        "model": model,
+        "language": language,
+        "options": shaping,
+    }
+    return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()
+
+
+async def find_reusable(*, session: AsyncSession, owner: str, key: str) -> tuple[str, Transcript] | None:
+    """The newest completed task of `owner` with this content key, and its transcript."""
+    twin = await session.scalar(
+        select(Task.id)
+        .where(Task.owner == owner, Task.content_hash == key, Task.status == TaskStatus.completed.value)
+        .order_by(Task.finished_at.desc())
+        .limit(1)
+    )
+    row = await session.get(TaskResult, twin) if twin else None
+    return (str(twin), transcript_of(row)) if twin and row else None
+
+
+async def _complete_from(session: AsyncSession, task: Task, twin_id: str, transcript: Transcript) -> None:
+    """Finish a new task at once with the result of `twin_id` (part of the caller's transaction)."""
+    now = utcnow()
+    task.status = TaskStatus.completed.value
+    task.progress = 100
+    task.language = transcript.language
+    task.started_at = task.finished_at = now
+    task.processing_seconds = 0.0
+    task.reused_from = twin_id
+    session.add(TaskResult(task_id=task.id, **queue.result_columns(transcript)))
+    await outbox.record_event(
+        session=session,
+        task_id=task.id,
+        status=TaskStatus.completed,
+        callback_url=task.callback_url,
+        text=transcript.text,
+    )
 
 
 def _fingerprint(

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Awaitable, Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -12,74 +10,15 @@ import pytest
 
 from app.settings import Settings
 from tests.api.test_task_lifecycle import wait_status
-from tests.audio import clip
 from tests.fakes import FakeEngine
 
 ALLOW_LOOPBACK = {"allowed_hosts": ["127.0.0.1"]}
-
-
-class MediaHandler(BaseHTTPRequestHandler):
-    """/jfk.wav, /redirect (to /jfk.wav), pages, redirects and links to 127.0.0.2, /text; anything else 404."""
-
-    def do_GET(self) -> None:
-        if self.path == "/jfk.wav":
-            body = clip("jfk.wav").read_bytes()
-            self.send_response(200)
-            self.send_header("Content-Type", "audio/wav")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-        elif self.path == "/redirect":
-            self.send_response(302)
-            self.send_header("Location", "/jfk.wav")
-            self.end_headers()
-        elif self.path == "/page.html":
-            body = b'<html><head><title>JFK inaugural</title></head><body><audio src="/jfk.wav"></audio></body></html>'
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-        elif self.path == "/to-loopback":  # another loopback address, which is not allowlisted
-            self.send_response(302)
-            self.send_header("Location", f"http://127.0.0.2:{self.server.server_address[1]}/jfk.wav")
-            self.end_headers()
-        elif self.path == "/page-to-loopback.html":
-            body = (
-                f'<html><body><audio src="http://127.0.0.2:{self.server.server_address[1]}/jfk.wav"></audio>'.encode()
-            )
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-        elif self.path == "/text":
-            body = b"<html>not media</html>" * 100
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-        else:
-            self.send_error(404)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
 
 
 @pytest.fixture
 def settings(make_settings: Callable[..., Settings]) -> Settings:
     """The API accepts loopback URLs; each test decides what the worker allows."""
     return make_settings(**ALLOW_LOOPBACK)
-
-
-@pytest.fixture
-def media_server() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), MediaHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
 
 
 async def create(client: httpx.AsyncClient, url: str) -> str:

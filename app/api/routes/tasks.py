@@ -11,6 +11,7 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import UploadFile
 
 from app.api.deps import PrincipalDep, SessionDep, SettingsDep
@@ -172,7 +173,7 @@ async def create_task(
     if not creation.created:
         response.status_code = 200
         response.headers["Idempotent-Replayed"] = "true"
-    return _detail(creation.task, None)
+    return await _detail_with_result(session, creation.task)
 
 
 @router.get("", response_model=TaskPage, summary="List tasks", description="Newest first, with keyset pagination.")
@@ -228,8 +229,7 @@ async def list_tasks(
 async def get_task(task_id: TaskId, session: SessionDep, principal: PrincipalDep) -> TaskDetail:
     """The task, with its transcript once completed."""
     task = await task_service.get_task(session=session, task_id=task_id, owner=principal.scope)
-    result = await task_service.get_result(session=session, task=task) if task.status == "completed" else None
-    return _detail(task, result)
+    return await _detail_with_result(session, task)
 
 
 @router.post(
@@ -325,12 +325,19 @@ def _summary(task: Task) -> TaskSummary:
     return TaskSummary(**_summary_fields(task))
 
 
+async def _detail_with_result(session: AsyncSession, task: Task) -> TaskDetail:
+    """The task, with its transcript when it is completed."""
+    result = await task_service.get_result(session=session, task=task) if task.status == "completed" else None
+    return _detail(task, result)
+
+
 def _detail(task: Task, result: Transcript | None) -> TaskDetail:
     return TaskDetail(
         **_summary_fields(task),
         options=task.options,
         source_meta=task.source_meta,
         callback_url=task.callback_url,
+        reused_from=task.reused_from,
         result=result,
     )
 
