@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.models import Task
@@ -295,10 +294,7 @@ class Worker:
     async def _reusable(self, task: Task) -> tuple[str, Transcript] | None:
         """An identical task of the same owner that completed meanwhile (or before a URL task's media was known)."""
         async with self.sessions() as session:
-            key = await session.scalar(select(Task.content_hash).where(Task.id == task.id))
-            found = await task_service.find_reusable(session=session, owner=task.owner, key=key) if key else None
-            await session.commit()
-        return found
+            return await task_service.reusable_for(session=session, task_id=task.id, owner=task.owner)
 
     async def _load_audio(self, task: Task, run: _Run) -> np.ndarray:
         if task.source == "url":

@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import Task, TaskResult
+from app.db.retry import retry_transient
 from app.db.types import utcnow
 from app.errors import IdempotencyKeyReused, InvalidInput, TaskAlreadyFinished, TaskNotFinished, TaskNotFound
 from app.schemas.tasks import FINISHED, DecodeOptions, Priority, TaskCreate, TaskStatus, TaskType
@@ -143,6 +144,15 @@ async def find_reusable(*, session: AsyncSession, owner: str, key: str) -> tuple
     )
     row = await session.get(TaskResult, twin) if twin else None
     return (str(twin), transcript_of(row)) if twin and row else None
+
+
+@retry_transient
+async def reusable_for(*, session: AsyncSession, task_id: str, owner: str) -> tuple[str, Transcript] | None:
+    """For a worker about to run `task_id`: a completed twin by its (now known) content key; one transaction."""
+    key = await session.scalar(select(Task.content_hash).where(Task.id == task_id))
+    found = await find_reusable(session=session, owner=owner, key=key) if key else None
+    await session.commit()
+    return found
 
 
 async def _complete_from(session: AsyncSession, task: Task, twin_id: str, transcript: Transcript) -> None:

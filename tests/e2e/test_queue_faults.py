@@ -336,6 +336,7 @@ async def test_killed_connections_lose_and_duplicate_nothing(
             failed = (
                 await conn.execute(select(func.count()).select_from(Task).where(Task.status != "completed"))
             ).scalar()
+            rerun = (await conn.execute(select(func.count()).select_from(Task).where(Task.attempts > 1))).scalar()
         duplicates = [task_id for task_id, n in runs if n > 1]
         lost = ids - {task_id for task_id, _ in runs}
         print(f"{kills} connections killed; duplicates {len(duplicates)}, lost {len(lost)}")
@@ -344,6 +345,6 @@ async def test_killed_connections_lose_and_duplicate_nothing(
                 detail = (await conn.execute(select(executions).where(executions.c.task_id.in_(duplicates)))).all()
             print("duplicate executions:", detail)
         assert kills >= 20
-        # Nothing waited for its 30 s lease to run out: every dropped connection was retried on the spot.
-        assert elapsed < 30, f"took {elapsed:.1f} s"
+        # Nothing waited for its lease to run out and run again: every dropped connection was retried on the spot.
+        assert rerun == 0, f"{rerun} tasks were requeued (took {elapsed:.1f} s)"
         assert duplicates == [] and lost == set() and failed == 0
