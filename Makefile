@@ -3,12 +3,12 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test install install-test lint typecheck pytest mariadb bench clean
+.PHONY: run test install install-test lint typecheck pytest mariadb packages bench clean
 
 run: install  ## install and start the service (SQLite, bundled model) on http://127.0.0.1:8000
 	$(BIN)/whisper-service serve
 
-test: install-test mariadb lint typecheck pytest  ## install everything and run every check
+test: install-test packages mariadb lint typecheck pytest  ## install everything and run every check
 
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
@@ -26,6 +26,9 @@ $(VENV)/.installed-test: $(VENV)/.installed
 	$(BIN)/pip install --quiet --disable-pip-version-check '$(TORCH)'
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test,diarize]'
 	touch $@
+
+packages:  ## system packages the tests need (Debian's chromium for the browser test)
+	bash .ci/packages.sh
 
 mariadb:  ## make sure a MariaDB server answers on 127.0.0.1:3306 (installs and starts one if needed)
 	bash .ci/mariadb.sh

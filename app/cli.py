@@ -19,6 +19,8 @@ from app.services.auth import KeyRing
 from app.settings import Settings, describe_error, get_settings
 from app.supervisor import WorkerSupervisor
 
+GRACEFUL_HTTP_SECONDS = 5
+
 log = logging.getLogger("whisper_service")
 
 
@@ -71,7 +73,15 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         signal.signal(sig, _exit_cleanly)
     supervisor.start()
     try:
-        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level.lower())
+        uvicorn.run(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level.lower(),
+            # Event streams never end by themselves: give requests this long, then close what is still open
+            # (clients reconnect, to this node once it is back or to another one).
+            timeout_graceful_shutdown=GRACEFUL_HTTP_SECONDS,
+        )
     finally:
         supervisor.stop()
     return 0

@@ -7,12 +7,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from app.api.deps import get_principal
 from app.api.limits import BodySizeLimit
 from app.api.openapi import install_openapi
 from app.api.problems import install_problem_handlers
-from app.api.routes import callbacks, health, media, openai, summaries, tasks, workers
+from app.api.routes import callbacks, events, health, media, openai, summaries, tasks, web, workers
 from app.db.engine import create_engine, session_factory
 from app.services.auth import KeyRing, RateLimiter
 from app.services.webhooks import WebhookDispatcher
@@ -66,6 +67,7 @@ def create_app(settings: Settings | None = None, *, deliver_webhooks: bool = Tru
     app.state.keyring = KeyRing.from_settings(settings)
     app.state.limiter = RateLimiter(settings.rate_limit_per_minute)
     authenticated = [Depends(get_principal)]
+    app.include_router(events.router, dependencies=authenticated)  # before /v1/tasks/{task_id}
     app.include_router(tasks.router, dependencies=authenticated)
     app.include_router(callbacks.router, dependencies=authenticated)
     app.include_router(summaries.router, dependencies=authenticated)
@@ -73,6 +75,8 @@ def create_app(settings: Settings | None = None, *, deliver_webhooks: bool = Tru
     app.include_router(media.router, dependencies=authenticated)
     app.include_router(openai.router)  # authenticates per route, so that errors keep OpenAI's shape
     app.include_router(health.router)
+    app.include_router(web.router)
+    app.mount("/web", StaticFiles(directory=web.WEB_DIR), name="web")
     install_problem_handlers(app)
     install_openapi(app)
     app.add_middleware(BodySizeLimit, limit=settings.max_upload_bytes + MULTIPART_SLACK_BYTES)

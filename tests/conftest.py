@@ -27,6 +27,7 @@ from app.schemas.transcript import Transcript
 from app.services import queue
 from app.services.queue import Lease
 from app.settings import Settings
+from tests.fake_llm import FakeLLM
 from tests.media_server import MediaHandler
 from workers.engine import FasterWhisperEngine, TranscriptionEngine
 from workers.models import ModelPool, PoolConfig
@@ -242,5 +243,16 @@ def media_server() -> Iterator[str]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def llm() -> Iterator[str]:
+    """Base URL (`.../v1`) of a fake OpenAI-compatible LLM on loopback (see tests/fake_llm.py)."""
+    FakeLLM.requests, FakeLLM.mode = [], "ok"
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeLLM)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
     server.shutdown()
     server.server_close()

@@ -5,11 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import re
-import threading
-import time
-from collections.abc import Awaitable, Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, ClassVar
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -19,68 +16,10 @@ from app.schemas.transcript import Segment, Transcript
 from app.services.summaries import estimate_tokens, split_to_fit
 from app.settings import Settings
 from tests.conftest import app_client, complete_task
+from tests.fake_llm import FakeLLM
 
 LLM_KEY = "sk-test-0123456789abcdef-secret"
 MakeTask = Callable[..., Awaitable[Any]]
-
-
-class FakeLLM(BaseHTTPRequestHandler):
-    """`POST /v1/chat/completions` answering `summary#N` (N counts calls), or a scripted failure."""
-
-    requests: ClassVar[list[dict[str, Any]]] = []
-    mode: ClassVar[str] = "ok"
-    lock = threading.Lock()
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["content-length"])))
-        with self.lock:
-            self.requests.append({"path": self.path, "auth": self.headers.get("authorization"), "body": body})
-            number = len(self.requests)
-        if self.mode == "slow":
-            time.sleep(2)
-        if self.mode == "error":
-            return self._send(500, {"error": {"message": "model overloaded", "type": "server_error"}})
-        if self.mode == "bad-key":  # providers echo (part of) the key they refused
-            message = f"Incorrect API key provided: {self.headers.get('authorization', '')[7:]}"
-            return self._send(401, {"error": {"message": message, "type": "invalid_request_error"}})
-        self._send(
-            200,
-            {
-                "id": f"chatcmpl-{number}",
-                "object": "chat.completion",
-                "created": int(time.time()),
-                "model": body["model"],
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": f"summary#{number}"},
-                        "finish_reason": "stop",
-                    }
-                ],
-                "usage": {"prompt_tokens": 100, "completion_tokens": 10, "total_tokens": 110},
-            },
-        )
-
-    def _send(self, code: int, payload: dict[str, Any]) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def llm() -> Iterator[str]:
-    FakeLLM.requests, FakeLLM.mode = [], "ok"
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeLLM)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    server.shutdown()
-    server.server_close()
 
 
 @pytest.fixture

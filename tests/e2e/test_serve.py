@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
-import shutil
 import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,49 +14,9 @@ import httpx
 import pytest
 
 from tests.audio import ENGLISH_CLIPS, clip, reference, wer
+from tests.service import SCRIPT, Service
 
 pytestmark = pytest.mark.model
-SCRIPT = shutil.which("whisper-service") or f"{sys.executable} -m app.cli"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Service:
-    """A running `whisper-service` process and its base URL."""
-
-    def __init__(self, tmp_path: Path, model_cache: Path, *args: str, database_url: str | None = None) -> None:
-        self.port = free_port()
-        self.env = {
-            **os.environ,
-            "WHISPER_DATA_DIR": str(tmp_path),
-            "WHISPER_MODEL_CACHE_DIR": str(model_cache),
-            "WHISPER_PORT": str(self.port),
-            "WHISPER_POLL_SECONDS": "0.1",
-            "WHISPER_SHUTDOWN_GRACE_SECONDS": "5",
-            **({"WHISPER_DATABASE_URL": database_url} if database_url else {}),
-        }
-        self.url = f"http://127.0.0.1:{self.port}"
-        tmp_path.mkdir(parents=True, exist_ok=True)
-        self.log = (tmp_path / f"serve-{self.port}.log").open("w")
-        self.proc = subprocess.Popen([*SCRIPT.split(), "serve", *args], env=self.env, stdout=self.log, stderr=self.log)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.2)
-        raise AssertionError("the service did not come up within 60 s")
-
-    def stop(self) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        code = self.proc.wait(timeout=30)
-        self.log.close()
-        return code
 
 
 @pytest.fixture
@@ -166,3 +124,45 @@ def test_without_keys_the_server_stays_on_loopback(tmp_path: Path, model_cache: 
         assert "Uvicorn running on http://127.0.0.1:" in log
     finally:
         assert service.stop() == 0
+
+
+def read_events(response: httpx.Response, timeout: float = 120) -> Iterator[tuple[str, dict[str, object]]]:
+    """(event name, data) from a text/event-stream response; fails after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    name, data = "message", []
+    for line in response.iter_lines():
+        assert time.monotonic() < deadline, "no end of the event stream in time"
+        if line.startswith("event:"):
+            name = line[6:].strip()
+        elif line.startswith("data:"):
+            data.append(line[5:].strip())
+        elif not line and data:
+            yield name, json.loads("\n".join(data))
+            name, data = "message", []
+
+
+def test_task_events_follow_a_task_to_its_end(service: Service) -> None:
+    with httpx.Client(base_url=service.url, timeout=60) as http:
+        assert http.get("/v1/tasks/no-such-task/events").status_code == 404
+        with clip("en_sonnet001.wav").open("rb") as f:  # 53 s: several progress steps
+            # Sequential decoding (no VAD) reports progress segment by segment.
+            task = http.post("/v1/tasks", files={"file": ("sonnet.wav", f)}, data={"vad_filter": "false"}).json()
+        with http.stream("GET", f"/v1/tasks/{task['id']}/events") as response:
+            assert response.headers["content-type"].startswith("text/event-stream")
+            events = [data for name, data in read_events(response) if name == "task"]
+        # The stream ended by itself once the task finished.
+        statuses = [e["status"] for e in events]
+        progress = [int(str(e["progress"])) for e in events]
+        assert statuses[-1] == "completed" and "running" in statuses and progress == sorted(progress)
+        assert progress[-1] == 100 and any(0 < p < 100 for p in progress), progress
+
+        # The list stream announces new tasks, their progress, and deletions.
+        with http.stream("GET", "/v1/tasks/events") as response:
+            with clip("librivox_0880.wav").open("rb") as f:
+                other = http.post("/v1/tasks", files={"file": ("short.wav", f)}).json()
+            for name, data in read_events(response):
+                if name == "task" and data["id"] == other["id"] and data["status"] == "completed":
+                    assert http.delete(f"/v1/tasks/{other['id']}").status_code == 204
+                elif name == "deleted":
+                    assert data == {"id": other["id"]}
+                    break

@@ -222,7 +222,7 @@ async def list_tasks(
     page = await task_service.list_tasks(
         session=session, owner=principal.scope, filters=filters, limit=limit, cursor=cursor
     )
-    return TaskPage(items=[_summary(t) for t in page.items], total=page.total, next_cursor=page.next_cursor)
+    return TaskPage(items=[summary_of(t) for t in page.items], total=page.total, next_cursor=page.next_cursor)
 
 
 @router.get("/{task_id}", response_model=TaskDetail, summary="Get a task", description="Status, progress, result.")
@@ -321,7 +321,8 @@ def _summary_fields(task: Task) -> dict[str, Any]:
     }
 
 
-def _summary(task: Task) -> TaskSummary:
+def summary_of(task: Task) -> TaskSummary:
+    """The task as lists show it."""
     return TaskSummary(**_summary_fields(task))
 
 
