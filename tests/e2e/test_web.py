@@ -160,3 +160,13 @@ def test_the_api_errors_reach_the_user(browser: Browser, web_without_llm: Servic
     item.get_by_role("button", name="Open").click()
     expect(page.locator("#segments li").first).to_be_visible()
     expect(page.get_by_role("button", name="Summarize")).to_be_hidden()  # no LLM configured
+
+    # Filters and delete.
+    page.get_by_label("Show").select_option("failed")
+    expect(page.locator("#task-list li")).to_have_count(0)
+    page.get_by_label("Show").select_option("completed")
+    expect(page.locator("#task-list li")).to_have_count(1)
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.locator("#task-list li").first.get_by_role("button", name="Delete").click()
+    expect(page.locator("#task-list li")).to_have_count(0)
+    expect(page.locator("#transcript")).to_be_hidden()
