@@ -109,7 +109,15 @@ class Settings(BaseSettings):
         "FLAC (about 1 MB per minute of speech); 6000-256000, Opus at this bit rate (32000: about 0.23 MB/min), "
         "smaller but lossy, which can change transcripts and speaker counts.",
     )
-    worker_concurrency: int = Field(1, ge=1, le=64, description="Tasks one worker process runs at once.")
+    worker_concurrency: int = Field(
+        1, ge=1, le=64, description="Tasks one worker process runs at once (spread over WHISPER_DEVICE_INDEX)."
+    )
+    preload_models: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Comma-separated models a worker loads at start (others load on first use)."
+    )
+    model_idle_seconds: float = Field(
+        900.0, ge=0, description="Unload a model no task used for this long; 0 keeps models loaded."
+    )
     embedded_workers: int = Field(1, ge=0, le=64, description="Worker processes `serve` starts beside the API.")
     lease_seconds: float = Field(60.0, gt=1, description="How long a claim lasts without a heartbeat.")
     heartbeat_seconds: float = Field(15.0, gt=0, description="How often a running task extends its lease.")
@@ -157,7 +165,13 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
 
     _split = field_validator(
-        "extra_models", "device_index", "allowed_hosts", "api_keys", "webhook_retry_schedule", mode="before"
+        "extra_models",
+        "device_index",
+        "allowed_hosts",
+        "api_keys",
+        "webhook_retry_schedule",
+        "preload_models",
+        mode="before",
     )(_split_csv)
 
     @field_validator("media_bitrate")

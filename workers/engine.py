@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
-from faster_whisper import BatchedInferencePipeline
+from faster_whisper import BatchedInferencePipeline, WhisperModel
 from faster_whisper.transcribe import Segment as FWSegment
 from faster_whisper.transcribe import TranscriptionInfo
 from faster_whisper.vad import VadOptions
@@ -67,6 +67,10 @@ class TranscriptionEngine(Protocol):
         """Transcribe; call `on_segment` as segments arrive and stop with TranscriptionInterrupted on request."""
         ...
 
+    def unload_idle(self) -> list[str]:
+        """Free models unused for the configured idle time; returns the names unloaded."""
+        ...
+
 
 def use_batched(options: DecodeOptions, *, duration: float, vad: bool) -> bool:
     """Batched decoding is faster on long audio but cannot condition on previous text or clip by hand."""
@@ -103,7 +107,22 @@ class FasterWhisperEngine:
         should_stop: Callable[[], bool],
     ) -> Transcript:
         """Run faster-whisper on `audio` with the request's options."""
-        model = self.pool.get(request.model)
+        with self.pool.use(request.model) as model:
+            return self._transcribe(model, audio, request, on_segment=on_segment, should_stop=should_stop)
+
+    def unload_idle(self) -> list[str]:
+        """Unload models idle past the pool's limit; their names."""
+        return [key.name for key in self.pool.unload_idle()]
+
+    def _transcribe(
+        self,
+        model: WhisperModel,
+        audio: np.ndarray,
+        request: TranscriptionRequest,
+        *,
+        on_segment: SegmentCallback,
+        should_stop: Callable[[], bool],
+    ) -> Transcript:
         duration = len(audio) / SAMPLE_RATE
         opts = request.options
         vad = opts.vad_filter if opts.vad_filter is not None else duration > WINDOW_SECONDS

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import signal
 
 from app.db.engine import create_engine, session_factory
@@ -21,9 +22,14 @@ def build_engine(settings: Settings) -> FasterWhisperEngine:
             device_index=tuple(settings.device_index),
             compute_type=settings.compute_type,
             cpu_threads=settings.cpu_threads,
-            num_workers=settings.worker_concurrency,
+            # CTranslate2 runs this many transcriptions at once on each device; the worker's concurrency is spread
+            # over the devices.
+            num_workers=max(1, math.ceil(settings.worker_concurrency / len(settings.device_index))),
+            idle_seconds=settings.model_idle_seconds,
         )
     )
+    for name in settings.preload_models:
+        pool.get(name)
     return FasterWhisperEngine(pool, batch_size=settings.batch_size)
 
 

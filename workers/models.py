@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import hashlib
 import logging
 import os
 import shutil
 import threading
-from dataclasses import dataclass
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import ctranslate2
@@ -112,36 +117,80 @@ class PoolConfig:
     compute_type: str = "auto"
     cpu_threads: int = 0
     num_workers: int = 1
+    idle_seconds: float = 0.0
+    """Unload a model nobody used for this long (0: keep every model loaded)."""
+
+
+@dataclass
+class _Entry:
+    model: WhisperModel
+    users: int = 0
+    last_used: float = field(default_factory=time.monotonic)
 
 
 class ModelPool:
-    """Loaded models keyed by (name, device, compute type); thread-safe, each loaded once."""
+    """Loaded models keyed by (name, device, compute type); thread-safe, each loaded once, loaded on first use (or
+    preloaded) and unloaded after `idle_seconds` without use."""
 
     def __init__(self, config: PoolConfig) -> None:
         self.config = config
         self.device = resolve_device(config.device)
         self.compute_type = resolve_compute_type(config.compute_type, self.device)
-        self._models: dict[ModelKey, WhisperModel] = {}
+        self._models: dict[ModelKey, _Entry] = {}
         self._lock = threading.Lock()
 
     def key(self, name: str) -> ModelKey:
         """The pool key for a model name on this pool's device."""
         return ModelKey(name, self.device, self.compute_type)
 
+    @contextmanager
+    def use(self, name: str) -> Iterator[WhisperModel]:
+        """The model, loaded on first use, kept loaded while the block runs."""
+        entry = self._entry(name)
+        try:
+            yield entry.model
+        finally:
+            with self._lock:
+                entry.users -= 1
+                entry.last_used = time.monotonic()
+
     def get(self, name: str) -> WhisperModel:
-        """The loaded model, loading it on first use."""
+        """Load `name` if needed (preloading) and return it."""
+        with self.use(name) as model:
+            return model
+
+    def _entry(self, name: str) -> _Entry:
         key = self.key(name)
         with self._lock:
-            model = self._models.get(key)
-            if model is None:
-                model = self._load(key)
-                self._models[key] = model
-            return model
+            entry = self._models.get(key)
+            if entry is None:
+                entry = self._models[key] = _Entry(self._load(key))
+            entry.users += 1
+            return entry
 
     def loaded(self) -> list[ModelKey]:
         """Keys of the models now in memory."""
         with self._lock:
             return list(self._models)
+
+    def unload_idle(self) -> list[ModelKey]:
+        """Unload the models unused for `idle_seconds` (none when that is 0); returns their keys."""
+        if self.config.idle_seconds <= 0:
+            return []
+        now = time.monotonic()
+        with self._lock:
+            idle = [
+                key
+                for key, entry in self._models.items()
+                if entry.users == 0 and now - entry.last_used >= self.config.idle_seconds
+            ]
+            for key in idle:
+                del self._models[key]
+        if idle:
+            gc.collect()
+            _return_memory_to_the_system()
+            log.info("unloaded idle models: %s", ", ".join(f"{k.name} ({k.device})" for k in idle))
+        return idle
 
     def _load(self, key: ModelKey) -> WhisperModel:
         location = model_location(key.name, self.config.cache_dir)
@@ -155,3 +204,9 @@ class ModelPool:
             num_workers=self.config.num_workers,
             local_files_only=key.name in BUNDLED_MODELS,
         )
+
+
+def _return_memory_to_the_system() -> None:
+    """glibc keeps freed model memory in its arenas; ask it to hand that back (no-op elsewhere)."""
+    with suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)

@@ -161,9 +161,11 @@ class Worker:
             log.exception("worker %s: recording the stop failed", self.worker_id)
 
     async def _housekeeping(self, stop: asyncio.Event) -> None:
-        """Requeue expired leases (anyone's) and refresh this worker's record, every `reap_seconds`."""
+        """Requeue expired leases (anyone's), unload idle models and refresh this worker's record, every
+        `reap_seconds`."""
         while not stop.is_set():
             try:
+                await asyncio.to_thread(self.engine.unload_idle)
                 async with self.sessions() as session:
                     if count := await queue.reap_expired(session=session):
                         log.warning("requeued or failed %d tasks whose lease expired", count)

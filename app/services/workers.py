@@ -74,6 +74,12 @@ async def mark_stopped(*, session: AsyncSession, worker_id: str) -> None:
         )
 
 
+def is_alive(worker: WorkerRecord, *, reap_seconds: float) -> bool:
+    """Reported within the last STALE_AFTER_INTERVALS housekeeping periods and not stopped."""
+    fresh_after = utcnow() - timedelta(seconds=reap_seconds * STALE_AFTER_INTERVALS)
+    return worker.stopped_at is None and worker.heartbeat_at >= fresh_after
+
+
 async def list_workers(*, session: AsyncSession) -> list[WorkerRecord]:
     """All known workers, most recently started first."""
     rows = await session.scalars(select(WorkerRecord).order_by(WorkerRecord.started_at.desc()))

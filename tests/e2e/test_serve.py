@@ -9,6 +9,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -166,3 +167,53 @@ def test_task_events_follow_a_task_to_its_end(service: Service) -> None:
                 elif name == "deleted":
                     assert data == {"id": other["id"]}
                     break
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process, in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmRSS for process {pid}")
+
+
+def test_an_idle_model_is_unloaded_and_reloaded_by_the_next_task(tmp_path: Path, model_cache: Path) -> None:
+    env = {"WHISPER_MODEL_IDLE_SECONDS": "2", "WHISPER_REAP_SECONDS": "0.5"}
+    service = Service(tmp_path, model_cache, env=env)
+    try:
+        with httpx.Client(base_url=service.url, timeout=60) as http:
+
+            def worker() -> dict[str, Any]:
+                items = http.get("/v1/workers").json()["items"]
+                assert items, "no worker registered yet"
+                return dict(items[0])
+
+            def transcribe() -> None:
+                with clip("jfk.wav").open("rb") as f:
+                    task = http.post("/v1/tasks", files={"file": ("jfk.wav", f)}, data={"dedupe": "false"}).json()
+                assert wait_done(http, task["id"])["status"] == "completed"
+
+            def models_become(expected: list[str]) -> None:
+                deadline = time.monotonic() + 20
+                while worker()["models"] != expected:
+                    assert time.monotonic() < deadline, f"worker models stayed {worker()['models']}"
+                    time.sleep(0.2)
+
+            deadline = time.monotonic() + 30
+            while not http.get("/v1/workers").json()["items"]:
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+            pid = int(worker()["pid"])
+            transcribe()
+            loaded = rss_mb(pid)
+            assert worker()["models"] == ["base"]
+            base = {m["id"]: m for m in http.get("/v1/models").json()["data"]}["base"]
+            assert [(w["worker"], w["device"]) for w in base["loaded_on"]] == [(worker()["id"], "cpu")]
+            models_become([])  # unloaded after 2 s without a task
+            unloaded = rss_mb(pid)
+            print(f"worker RSS with base {loaded:.0f} MB, after unloading {unloaded:.0f} MB")
+            assert loaded - unloaded > 80, (loaded, unloaded)
+            transcribe()  # reloads
+            assert worker()["models"] == ["base"]
+    finally:
+        service.stop()

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.exceptions import HTTPException
 
-from app.api.deps import PrincipalDep, SettingsDep
+from app.api.deps import PrincipalDep, SessionDep, SettingsDep
 from app.api.intake import decode_upload, upload_chunks
 from app.db.models import Task, TaskPartial
 from app.db.retry import is_transient
@@ -25,6 +25,7 @@ from app.errors import AppError, InvalidInput, TranscriptionFailed
 from app.schemas.tasks import Priority, TaskCreate, TaskStatus, TaskType
 from app.schemas.transcript import Segment, Transcript
 from app.services import tasks as task_service
+from app.services import workers
 from app.services.auth import Principal, check_concurrency
 from app.services.catalog import known_models
 from app.services.openai_format import MEDIA_TYPES, ResponseFormat, render_text, verbose_json
@@ -321,11 +322,35 @@ def _model(model_id: str) -> dict[str, Any]:
     return {"id": model_id, "object": "model", "created": 0, "owned_by": "whisper-service"}
 
 
-@router.get("/models", summary="List models (OpenAI-compatible)", description="Bundled, configured and alias models.")
-async def list_models(settings: SettingsDep, principal: PrincipalDep) -> dict[str, Any]:
-    """The models a request may name."""
-    ids = [OPENAI_ALIAS, *known_models(settings.extra_models)]
-    return {"object": "list", "data": [_model(model_id) for model_id in ids]}
+@router.get(
+    "/models",
+    summary="List models (OpenAI-compatible)",
+    description="Bundled, configured and alias models; `loaded_on` lists the live workers that hold each in memory "
+    "(worker id, host, device, device indexes, compute type).",
+)
+async def list_models(settings: SettingsDep, session: SessionDep, principal: PrincipalDep) -> dict[str, Any]:
+    """The models a request may name, and where they are loaded."""
+    alive = [
+        w
+        for w in await workers.list_workers(session=session)
+        if workers.is_alive(w, reap_seconds=settings.reap_seconds)
+    ]
+    data = []
+    for model_id in [OPENAI_ALIAS, *known_models(settings.extra_models)]:
+        name = settings.default_model if model_id == OPENAI_ALIAS else model_id
+        where = [
+            {
+                "worker": w.id,
+                "host": w.host,
+                "device": w.device,
+                "device_index": w.device_index,
+                "compute_type": w.compute_type,
+            }
+            for w in alive
+            if name in w.models
+        ]
+        data.append({**_model(model_id), "loaded_on": where})
+    return {"object": "list", "data": data}
 
 
 @router.get("/models/{model_id:path}", summary="Get a model (OpenAI-compatible)", description="404 if unknown.")

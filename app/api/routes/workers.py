@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from fastapi import APIRouter
 
 from app.api.deps import SessionDep, SettingsDep
-from app.db.types import utcnow
 from app.schemas.workers import WorkerList, WorkerOut
 from app.services import workers
 
@@ -22,7 +19,6 @@ router = APIRouter(prefix="/v1/workers", tags=["workers"])
 )
 async def list_workers(session: SessionDep, settings: SettingsDep) -> WorkerList:
     """Workers, most recently started first."""
-    fresh_after = utcnow() - timedelta(seconds=settings.reap_seconds * workers.STALE_AFTER_INTERVALS)
     return WorkerList(
         items=[
             WorkerOut(
@@ -38,7 +34,7 @@ async def list_workers(session: SessionDep, settings: SettingsDep) -> WorkerList
                 started_at=w.started_at,
                 heartbeat_at=w.heartbeat_at,
                 stopped_at=w.stopped_at,
-                alive=w.stopped_at is None and w.heartbeat_at >= fresh_after,
+                alive=workers.is_alive(w, reap_seconds=settings.reap_seconds),
             )
             for w in await workers.list_workers(session=session)
         ]
