@@ -16,6 +16,7 @@ from app.api.problems import install_problem_handlers
 from app.api.routes import callbacks, events, health, media, openai, summaries, tasks, web, workers
 from app.db.engine import create_engine, session_factory
 from app.services.auth import KeyRing, RateLimiter
+from app.services.metrics import HttpMetrics
 from app.services.webhooks import WebhookDispatcher
 from app.settings import Settings, get_settings
 
@@ -80,4 +81,5 @@ def create_app(settings: Settings | None = None, *, deliver_webhooks: bool = Tru
     install_problem_handlers(app)
     install_openapi(app)
     app.add_middleware(BodySizeLimit, limit=settings.max_upload_bytes + MULTIPART_SLACK_BYTES)
+    app.add_middleware(HttpMetrics)
     return app

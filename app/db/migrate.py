@@ -44,3 +44,10 @@ async def is_at_head(engine: AsyncEngine) -> bool:
 
     async with engine.connect() as connection:
         return await connection.run_sync(_check)
+
+
+def schema_head() -> str:
+    """The newest revision the packaged migrations define."""
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None
+    return head
