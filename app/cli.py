@@ -12,6 +12,7 @@ from pathlib import Path
 
 import uvicorn
 
+from app import logs
 from app.db.engine import create_engine
 from app.db.migrate import upgrade_to_head
 from app.main import create_app
@@ -142,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         print(f"whisper-service: {describe_error(exc)}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(settings.log_level, settings.log_format)
     code: int = args.func(settings, args)
     return code
 

@@ -163,6 +163,9 @@ class Settings(BaseSettings):
     llm_max_output_tokens: int = Field(1024, ge=64, description="Longest summary (and partial summary), in tokens.")
     llm_timeout_seconds: float = Field(120.0, gt=0, description="Timeout of one LLM request.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
+    log_format: Literal["json", "text"] = Field(
+        "json", description="`json`: one JSON object a line with task_id and worker_id; `text`: for a terminal."
+    )
 
     _split = field_validator(
         "extra_models",

@@ -6,6 +6,7 @@ import asyncio
 import math
 import signal
 
+from app import logs
 from app.db.engine import create_engine, session_factory
 from app.settings import Settings, get_settings
 from workers.engine import FasterWhisperEngine
@@ -49,7 +50,9 @@ async def run_worker(settings: Settings) -> None:
 
 def main() -> None:
     """Run a worker with settings from the environment."""
-    asyncio.run(run_worker(get_settings()))
+    settings = get_settings()
+    logs.configure(settings.log_level, settings.log_format)
+    asyncio.run(run_worker(settings))
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app import logs
 from app.db.models import Task
 from app.db.retry import is_transient
 from app.errors import AppError, LeaseLost, TaskCancelled
@@ -94,6 +95,7 @@ class Worker:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Claim and execute tasks until `stop` is set; then finish within the grace period or give tasks back."""
+        logs.worker_id.set(self.worker_id)  # this task's context, inherited by every task it starts
         log.info("worker %s started (concurrency %d)", self.worker_id, self.settings.worker_concurrency)
         await self._register()
         housekeeping = asyncio.create_task(self._housekeeping(stop))
@@ -182,6 +184,7 @@ class Worker:
 
     async def _execute(self, task: Task) -> None:
         assert task.lease_token is not None
+        logs.task_id.set(task.id)  # this asyncio task's own context: its lines, threads and reporter carry the id
         run = _Run(Lease(task.id, task.lease_token), task.media_duration, task.callback_url)
         self._runs[task.id] = run
         started = time.monotonic()

@@ -23,6 +23,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from app import logs
 from app.db.models import WEBHOOK_ATTEMPTS, WEBHOOK_OUTBOX, Task, WebhookAttempt, WebhookEvent
 from app.db.retry import retry_transient
 from app.db.types import utcnow
@@ -242,6 +243,7 @@ class WebhookDispatcher:
         return len(due)
 
     async def _deliver(self, event: WebhookEvent, secret: str | None) -> None:
+        logs.task_id.set(event.task_id)  # each delivery runs in its own asyncio task (gather)
         if secret is None:  # the server's secret was removed after the task was created
             outcome = Outcome(None, 0.0, f"{NO_SECRET}: no per-task secret and no WHISPER_WEBHOOK_SECRET", None, None)
         else:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
+import json
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -12,6 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import make_url
 
+from app import logs
 from app.settings import Settings
 from tests.api.test_task_lifecycle import upload, wait_status
 from tests.conftest import app_client, wait_for
@@ -154,3 +158,34 @@ async def test_ready_names_a_schema_that_is_behind(make_settings: Callable[..., 
     async with app_client(make_settings(database_url=empty)) as http:
         response = await http.get("/ready")
     assert response.status_code == 503 and "alembic_version" in response.json()["database"]
+
+
+async def test_every_log_line_about_a_task_names_it_and_its_worker(
+    client: httpx.AsyncClient, run_worker: Callable[..., Awaitable[Any]], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    task = await upload(client, callback_url="http://127.0.0.1:9/hook", dedupe="false")
+    worker = await run_worker(FakeEngine(segment_seconds=4.0))
+    await wait_status(client, task["id"], "completed")
+    await wait_for(lambda: asyncio.sleep(0, result=any("webhook" in r.getMessage() for r in caplog.records)))
+    # The service's lines (not the test client's own httpx lines) that mention the task.
+    about_task = [r for r in caplog.records if task["id"] in r.getMessage() and r.name != "httpx"]
+    assert len(about_task) >= 3  # started, completed, webhook attempt
+    assert all(getattr(r, "task_id", None) == task["id"] for r in about_task)
+    assert all(getattr(r, "worker_id", None) == worker.worker_id for r in about_task if r.name.startswith("workers"))
+    info = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
+    assert not any("segment 0." in line for line in info)  # no transcript text
+    assert not any("whsec_" in line for line in info)  # no secrets
+
+    stream = io.StringIO()
+    logs.configure("INFO", "json")
+    logging.getLogger().handlers[0].stream = stream  # type: ignore[attr-defined]
+    try:
+        token = logs.task_id.set("t-123")
+        logging.getLogger("workers.worker").info("task %s: completed", "t-123")
+        logs.task_id.reset(token)
+    finally:
+        logging.getLogger().handlers.clear()
+    line = json.loads(stream.getvalue())
+    assert line["task_id"] == "t-123" and line["level"] == "INFO" and line["message"] == "task t-123: completed"
+    assert line["logger"] == "workers.worker" and "time" in line
