@@ -12,9 +12,9 @@ from pathlib import Path
 
 import uvicorn
 
-from app import logs
+from app import logs, remote
 from app.db.engine import create_engine
-from app.db.migrate import upgrade_to_head
+from app.db.migrate import is_at_head, schema_head, upgrade_to_head
 from app.main import create_app
 from app.services.auth import KeyRing
 from app.settings import Settings, describe_error, get_settings
@@ -112,6 +112,37 @@ def cmd_transcribe(settings: Settings, args: argparse.Namespace) -> int:
     )
 
 
+async def _check(settings: Settings) -> str | None:
+    """Why this node is not ready, or None."""
+    engine = create_engine(settings.resolved_database_url)
+    try:
+        async with asyncio.timeout(10):
+            if not await is_at_head(engine):
+                return f"the database schema is not at {schema_head()}: run `whisper-service migrate`"
+    except Exception as exc:
+        return f"the database is unreachable: {type(exc).__name__}: {exc}"
+    finally:
+        await engine.dispose()
+    return None
+
+
+def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
+    """Readiness for scripts and container health checks: database, schema and (with --model) the model."""
+    problem = asyncio.run(_check(settings))
+    if problem is None and args.model:
+        from workers.main import build_engine  # worker-only: loads the model pool
+
+        try:
+            build_engine(settings.model_copy(update={"preload_models": [args.model]}))
+        except Exception as exc:
+            problem = f"the model {args.model} does not load: {type(exc).__name__}: {exc}"
+    if problem:
+        print(f"not ready: {problem}", file=sys.stderr)
+        return 1
+    print("ready", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser."""
     parser = argparse.ArgumentParser(prog="whisper-service", description=__doc__)
@@ -128,16 +159,22 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--model", help="model name (default WHISPER_DEFAULT_MODEL)")
     tr.add_argument("--language", help="language code; default: detect")
     tr.add_argument("--task", choices=["transcribe", "translate"], default="transcribe")
-    tr.add_argument("--formats", default="srt,vtt,txt,json", help="comma-separated: srt,vtt,txt,tsv,json")
+    tr.add_argument("--formats", default="srt,vtt,txt,json", help="comma-separated: srt,vtt,lrc,txt,tsv,json")
     tr.add_argument("--output-dir", help="where to write (default: next to each file)")
     tr.add_argument("--word-timestamps", action="store_true", help="compute word timings")
     tr.set_defaults(func=cmd_transcribe)
+    check = sub.add_parser("check", help="exit 0 when the database is reachable and at the current schema")
+    check.add_argument("--model", help="also load this model (a worker's health check)")
+    check.set_defaults(func=cmd_check)
+    remote.add_parser(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script."""
     args = build_parser().parse_args(argv)
+    if args.command == "tasks":  # a client of a running server: needs no server settings
+        return remote.run(args)
     try:
         settings = get_settings()
     except Exception as exc:
