@@ -3,12 +3,12 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test install install-test lint typecheck pytest mariadb packages bench clean
+.PHONY: run test install install-test lint typecheck compose pytest mariadb packages bench clean
 
 run: install  ## install and start the service (SQLite, bundled model) on http://127.0.0.1:8000
 	$(BIN)/whisper-service serve
 
-test: install-test packages mariadb lint typecheck pytest  ## install everything and run every check
+test: install-test packages mariadb lint typecheck compose pytest  ## install everything and run every check
 
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
@@ -39,6 +39,10 @@ lint:
 
 typecheck:
 	$(BIN)/mypy app workers crawlers
+
+compose:  ## docker-compose.yml parses (with and without the gpu profile); no Docker engine needed
+	docker compose config -q
+	docker compose --profile gpu config -q
 
 pytest:
 	$(BIN)/pytest -q -p no:cacheprovider

@@ -184,6 +184,13 @@ class Settings(BaseSettings):
             raise ValueError("use 0 for lossless FLAC, or an Opus bit rate of at least 6000")
         return value
 
+    @field_validator(
+        "webhook_secret", "llm_api_key", "llm_base_url", "access_token", "douyin_cookies_file", mode="before"
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
     @field_validator("default_language", mode="before")
     @classmethod
     def _empty_language_is_auto(cls, value: object) -> object:
