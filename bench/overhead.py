@@ -96,7 +96,8 @@ def through_service(model_name: str, paths: list[Path], cache: Path) -> tuple[fl
 
 def submit(http: httpx.Client, path: Path) -> str:
     with path.open("rb") as f:
-        response = http.post("/v1/tasks", files={"file": (path.name, f)})
+        # dedupe off: the warm-up clip comes again, and must be transcribed again
+        response = http.post("/v1/tasks", files={"file": (path.name, f)}, data={"dedupe": "false"})
     response.raise_for_status()
     return str(response.json()["id"])
 

@@ -53,6 +53,9 @@ class LoggingEngine:
     def describe(self) -> EngineInfo:
         return EngineInfo(device="cpu", device_index=[0], compute_type="fake", models=["fake"])
 
+    def unload_idle(self) -> list[str]:
+        return []
+
     def transcribe(
         self,
         audio: np.ndarray,

@@ -163,14 +163,20 @@ class Worker:
             log.exception("worker %s: recording the stop failed", self.worker_id)
 
     async def _housekeeping(self, stop: asyncio.Event) -> None:
-        """Requeue expired leases (anyone's), unload idle models and refresh this worker's record, every
-        `reap_seconds`."""
+        """Every `reap_seconds`: requeue expired leases (anyone's), unload idle models, refresh this worker's
+        record. Each step fails alone: a broken one never stops the others."""
         while not stop.is_set():
             try:
-                await asyncio.to_thread(self.engine.unload_idle)
                 async with self.sessions() as session:
                     if count := await queue.reap_expired(session=session):
                         log.warning("requeued or failed %d tasks whose lease expired", count)
+            except Exception:
+                log.exception("requeuing expired leases failed; retrying")
+            try:
+                await asyncio.to_thread(self.engine.unload_idle)
+            except Exception:
+                log.exception("unloading idle models failed; retrying")
+            try:
                 async with self.sessions() as session:
                     await workers.report(
                         session=session,
@@ -179,7 +185,7 @@ class Worker:
                         models=self.engine.describe().models,
                     )
             except Exception:
-                log.exception("housekeeping failed; retrying")
+                log.exception("refreshing this worker's record failed; retrying")
             await asyncio.sleep(self.settings.reap_seconds)
 
     async def _execute(self, task: Task) -> None:
