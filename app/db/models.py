@@ -92,7 +92,7 @@ class Task(Base):
         Index("ix_tasks_created", "created_at", "id"),
         # The reaper: running tasks whose lease expired.
         Index("ix_tasks_lease", "status", "lease_expires_at"),
-        Index("ix_tasks_owner_content", "owner", "content_hash", "status"),
+        Index("ix_tasks_owner_content", "owner", "content_hash"),  # set once at creation: no cost on status changes
         UniqueConstraint("owner", "idempotency_key", name="uq_tasks_owner_idempotency_key"),
         MYSQL_TABLE,
     )

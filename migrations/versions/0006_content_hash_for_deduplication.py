@@ -19,7 +19,7 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     op.add_column('tasks', sa.Column('content_hash', sa.String(length=64), nullable=True))
     op.add_column('tasks', sa.Column('reused_from', sa.String(length=36), nullable=True))
-    op.create_index('ix_tasks_owner_content', 'tasks', ['owner', 'content_hash', 'status'], unique=False)
+    op.create_index('ix_tasks_owner_content', 'tasks', ['owner', 'content_hash'], unique=False)
 
 
 def downgrade() -> None:

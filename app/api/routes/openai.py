@@ -114,6 +114,14 @@ Granularities = Annotated[
     ),
 ]
 StreamField = Annotated[bool, Form(description="Stream the transcript as server-sent events.", examples=[False])]
+DedupeField = Annotated[
+    bool,
+    Form(
+        description="Extension (pass with the SDK's `extra_body`): false transcribes again even when an identical "
+        "request of yours has a result.",
+        examples=[True],
+    ),
+]
 
 
 async def _transcribe(
@@ -130,6 +138,7 @@ async def _transcribe(
     temperature: float,
     granularities: list[str] | None,
     stream: bool,
+    dedupe: bool,
 ) -> Response:
     sessions: async_sessionmaker[AsyncSession] = request.app.state.sessions
     wanted = set(granularities or [])
@@ -144,6 +153,7 @@ async def _transcribe(
             initial_prompt=prompt or None,
             temperature=temperature if temperature > 0 else [0.0, 0.2, 0.4, 0.6, 0.8, 1.0],
             word_timestamps="word" in wanted,
+            dedupe=dedupe,
             # Streaming decodes one window per batch, so text arrives as it is decoded (a batch of 8 would hand over
             # up to 4 minutes at once); windows are decoded independently, so the text is the same.
             **({"batch_size": 1} if stream else {}),
@@ -268,6 +278,7 @@ async def create_transcription(
     temperature: TemperatureField = 0.0,
     timestamp_granularities: Granularities = None,
     stream: StreamField = False,
+    dedupe: DedupeField = True,
 ) -> Response:
     """Transcribe in the spoken language."""
     return await _transcribe(
@@ -283,6 +294,7 @@ async def create_transcription(
         temperature=temperature,
         granularities=timestamp_granularities,
         stream=stream,
+        dedupe=dedupe,
     )
 
 
@@ -300,6 +312,7 @@ async def create_translation(
     prompt: PromptField = None,
     response_format: FormatField = ResponseFormat.json,
     temperature: TemperatureField = 0.0,
+    dedupe: DedupeField = True,
 ) -> Response:
     """Translate to English."""
     return await _transcribe(
@@ -315,6 +328,7 @@ async def create_translation(
         temperature=temperature,
         granularities=None,
         stream=False,
+        dedupe=dedupe,
     )
 
 
