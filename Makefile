@@ -49,7 +49,12 @@ pytest:
 
 bench: install-test  ## print the benchmark tables
 	$(BIN)/python -m bench.overhead
+	$(BIN)/python -m bench.openai_latency
 	$(BIN)/python -m bench.queue
+	$(BIN)/python -m bench.decoding
+	$(BIN)/python -m bench.scaling
+	$(BIN)/python -m bench.memory
+	$(BIN)/python -m bench.diarization
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
