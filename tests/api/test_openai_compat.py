@@ -16,7 +16,9 @@ import openai
 import pytest
 import uvicorn
 from openai import AsyncOpenAI
+from sqlalchemy import select
 
+from app.db.models import Task
 from app.main import create_app
 from app.settings import Settings
 from tests.audio import clip, reference, wer
@@ -118,6 +120,22 @@ async def test_every_response_format(base_url: str, with_worker: None, client: C
         model="whisper-1", file=("jfk.wav", data), response_format="verbose_json"
     )
     assert segment_only.segments and segment_only.words is None
+
+
+async def test_identical_requests_reuse_the_result_unless_dedupe_is_off(
+    base_url: str, with_worker: None, client: Callable[..., AsyncOpenAI], sessions: Any
+) -> None:
+    api = client(base_url)
+    data = clip("librivox_0880.wav").read_bytes()
+    texts = [
+        (await api.audio.transcriptions.create(model="whisper-1", file=("a.wav", data), **extra)).text
+        for extra in ({}, {}, {"extra_body": {"dedupe": "false"}})
+    ]
+    assert texts[0] == texts[1] == texts[2] and wer(reference("librivox_0880.wav"), texts[0]) <= 0.25
+    async with sessions() as session:
+        rows = (await session.execute(select(Task.reused_from).order_by(Task.created_at))).scalars().all()
+    first, second, third = rows
+    assert first is None and second is not None and third is None  # the second reused the first's result
 
 
 async def test_translation_returns_english(
