@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, Literal
 
@@ -51,13 +49,3 @@ def configure(level: str, fmt: Literal["json", "text"]) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-
-
-@contextmanager
-def about_task(task: str) -> Iterator[None]:
-    """Lines logged inside carry `task_id`."""
-    token = task_id.set(task)
-    try:
-        yield
-    finally:
-        task_id.reset(token)

@@ -160,7 +160,7 @@ class FasterWhisperEngine:
         for raw in segments:
             if should_stop():
                 raise TranscriptionInterrupted()
-            segment = tidy_timings(_segment(len(collected), raw), duration)
+            segment = _segment(len(collected), raw).tidied(duration)
             collected.append(segment)
             on_segment(segment)
         return _transcript(collected, info, duration)
@@ -195,19 +195,3 @@ def _transcript(segments: list[Segment], info: TranscriptionInfo, duration: floa
         duration=duration,
         segments=segments,
     )
-
-
-def tidy_timings(segment: Segment, duration: float) -> Segment:
-    """The segment inside the audio, its words inside the segment and in order (Whisper's word times can stray a
-    few tens of milliseconds past either)."""
-    start = min(max(segment.start, 0.0), duration)
-    end = min(max(segment.end, start), duration)
-    if not segment.words:
-        return segment.model_copy(update={"start": start, "end": end})
-    words, floor = [], start
-    for word in segment.words:
-        w_start = min(max(word.start, floor), end)
-        w_end = min(max(word.end, w_start), end)
-        words.append(word.model_copy(update={"start": w_start, "end": w_end}))
-        floor = w_end
-    return segment.model_copy(update={"start": start, "end": end, "words": words})

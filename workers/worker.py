@@ -304,8 +304,10 @@ class Worker:
 
     async def _reusable(self, task: Task) -> tuple[str, Transcript] | None:
         """An identical task of the same owner that completed meanwhile (or before a URL task's media was known)."""
+        if not task.content_hash:
+            return None
         async with self.sessions() as session:
-            return await task_service.reusable_for(session=session, task_id=task.id, owner=task.owner)
+            return await task_service.reusable_for(session=session, owner=task.owner, key=task.content_hash)
 
     async def _load_audio(self, task: Task, run: _Run) -> np.ndarray:
         if task.source == "url":
@@ -349,6 +351,7 @@ class Worker:
                     session=session, lease=run.lease, audio=decoded, source_meta=meta or None, content_hash=key
                 ):
                     run.interrupt(LeaseLost)
+            task.content_hash = key  # the claimed row (detached) now matches the database
         finally:
             for path in (source, decoded.path if decoded else None):
                 if path:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from pydantic import BaseModel, Field
 
 
@@ -30,6 +32,21 @@ class Segment(BaseModel):
     tokens: list[int] | None = Field(None, description="Token ids of the text.")
     words: list[Word] | None = Field(None, description="Word timings, when word_timestamps was asked for.")
     speaker: str | None = Field(None, description="Speaker label, when diarization was asked for.", examples=["S1"])
+
+    def tidied(self, duration: float = math.inf) -> Segment:
+        """This segment inside [0, duration], its words inside it and in order (Whisper's word times can stray a
+        few tens of milliseconds past either)."""
+        start = min(max(self.start, 0.0), duration)
+        end = min(max(self.end, start), duration)
+        if not self.words:
+            return self.model_copy(update={"start": start, "end": end})
+        words, floor = [], start
+        for word in self.words:
+            w_start = min(max(word.start, floor), end)
+            w_end = min(max(word.end, w_start), end)
+            words.append(word.model_copy(update={"start": w_start, "end": w_end}))
+            floor = w_end
+        return self.model_copy(update={"start": start, "end": end, "words": words})
 
 
 class Transcript(BaseModel):

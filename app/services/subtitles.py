@@ -125,16 +125,12 @@ def _clean(text: str) -> str:
 
 def _segment_tokens(segment: Segment) -> list[Token]:
     """The segment's words clamped to its bounds and made monotonic, or pseudo-words timed by their length."""
-    start, end = segment.start, max(segment.end, segment.start)
-    tokens: list[Token] = []
+    segment = segment.tidied()
+    start, end = segment.start, segment.end
     if segment.words:
-        floor = start
-        for word in segment.words:
-            w_start = min(max(word.start, floor), end)
-            w_end = min(max(word.end, w_start), end)
-            tokens.append(Token(w_start, w_end, _clean(word.word)))
-            floor = w_end
+        tokens = [Token(word.start, word.end, _clean(word.word)) for word in segment.words]
         return [t for t in tokens if t.text.strip()]
+    tokens = []
     pieces = [_clean(piece) for piece in _PSEUDO_WORDS.findall(segment.text)]
     total = sum(len(p.strip()) for p in pieces) or 1
     at = start

@@ -10,7 +10,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import openai
 from sqlalchemy import select, update
@@ -97,7 +97,6 @@ class Outcome:
     calls: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    _lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 
 
 class Summarizer:
@@ -154,11 +153,10 @@ class Summarizer:
             max_tokens=self.max_output_tokens,
             temperature=0.2,
         )
-        async with outcome._lock:
-            outcome.calls += 1
-            if response.usage is not None:
-                outcome.prompt_tokens += response.usage.prompt_tokens
-                outcome.completion_tokens += response.usage.completion_tokens
+        outcome.calls += 1  # no await between read and write: concurrent calls cannot interleave here
+        if response.usage is not None:
+            outcome.prompt_tokens += response.usage.prompt_tokens
+            outcome.completion_tokens += response.usage.completion_tokens
         if not response.choices or not response.choices[0].message.content:
             raise LLMFailed("The LLM returned an empty answer.")
         return response.choices[0].message.content.strip()

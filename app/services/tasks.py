@@ -136,21 +136,20 @@ def content_key(media_sha256: str, *, task_type: str, model: str, language: str 
 
 async def find_reusable(*, session: AsyncSession, owner: str, key: str) -> tuple[str, Transcript] | None:
     """The newest completed task of `owner` with this content key, and its transcript."""
-    twin = await session.scalar(
-        select(Task.id)
+    row = await session.scalar(
+        select(TaskResult)
+        .join(Task, Task.id == TaskResult.task_id)
         .where(Task.owner == owner, Task.content_hash == key, Task.status == TaskStatus.completed.value)
         .order_by(Task.finished_at.desc())
         .limit(1)
     )
-    row = await session.get(TaskResult, twin) if twin else None
-    return (str(twin), transcript_of(row)) if twin and row else None
+    return (row.task_id, transcript_of(row)) if row else None
 
 
 @retry_transient
-async def reusable_for(*, session: AsyncSession, task_id: str, owner: str) -> tuple[str, Transcript] | None:
-    """For a worker about to run `task_id`: a completed twin by its (now known) content key; one transaction."""
-    key = await session.scalar(select(Task.content_hash).where(Task.id == task_id))
-    found = await find_reusable(session=session, owner=owner, key=key) if key else None
+async def reusable_for(*, session: AsyncSession, owner: str, key: str) -> tuple[str, Transcript] | None:
+    """`find_reusable` in a transaction of its own, retried on transient errors (for workers)."""
+    found = await find_reusable(session=session, owner=owner, key=key)
     await session.commit()
     return found
 

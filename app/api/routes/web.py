@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
@@ -38,12 +38,12 @@ async def page() -> FileResponse:
     summary="Server capabilities",
     description="Features and limits of this server; no key needed (nothing secret in it).",
 )
-async def capabilities(settings: SettingsDep) -> Capabilities:
+async def capabilities(request: Request, settings: SettingsDep) -> Capabilities:
     """Summaries on or off, defaults and limits."""
     return Capabilities(
         summaries=settings.llm_configured,
         default_model=settings.default_model,
         max_upload_bytes=settings.max_upload_bytes,
         chinese_scripts=[script.value for script in ChineseScript],
-        auth_required=bool(settings.api_keys or settings.access_token),
+        auth_required=request.app.state.keyring.enabled,
     )
