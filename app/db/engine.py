@@ -10,6 +10,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+IDLE_TRANSACTION_SECONDS = 30
+"""MariaDB ends a session whose transaction sat idle this long: a frozen process (SIGSTOP, a paused VM) must not
+keep row locks that every `SKIP LOCKED` reader would then skip for ever. Ours never idle more than milliseconds."""
 
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
@@ -17,7 +20,8 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            # Only its owner may enter: the database holds every tenant's transcripts and the webhook secret.
+            Path(parsed.database).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **kwargs)
         _configure_sqlite(engine)
         return engine
@@ -25,8 +29,25 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         kwargs.setdefault("pool_pre_ping", True)
         kwargs.setdefault("pool_recycle", 3600)
         kwargs.setdefault("isolation_level", "READ COMMITTED")
-        url = str(parsed.update_query_dict({"charset": "utf8mb4"})) if "charset" not in parsed.query else url
+        if "charset" not in parsed.query:
+            # Not str(): it renders the password as `***`.
+            url = parsed.update_query_dict({"charset": "utf8mb4"}).render_as_string(hide_password=False)
+        engine = create_async_engine(url, **kwargs)
+        _configure_mysql(engine)
+        return engine
     return create_async_engine(url, **kwargs)
+
+
+def _configure_mysql(engine: AsyncEngine) -> None:
+    """On MariaDB, end transactions left idle (MySQL has no such setting: there a frozen holder keeps its locks)."""
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("SELECT VERSION()")
+        if "mariadb" in str(cursor.fetchone()[0]).lower():
+            cursor.execute(f"SET SESSION idle_transaction_timeout = {IDLE_TRANSACTION_SECONDS}")
+        cursor.close()
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:

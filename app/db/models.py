@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Double,
     ForeignKey,
@@ -16,8 +17,12 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
+    event,
+    insert,
+    select,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import DeclarativeBase, Mapped, Mapper, mapped_column
 
 from app.db.types import Blob, LongJSON, LongText, UTCDateTime, utcnow
 
@@ -46,6 +51,9 @@ class Task(Base):
     __tablename__ = "tasks"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    # A cluster-wide integer, in order of creation and never reused (from `task_numbers`), for clients that want
+    # integer task ids (the evl API); assigned on insert (see `_number_task`).
+    number: Mapped[int] = mapped_column(BigInteger)
     # The API key name that created the task; "" when the server runs without keys.
     owner: Mapped[str] = mapped_column(String(64), default="")
     task_type: Mapped[str] = mapped_column(String(16))
@@ -77,6 +85,10 @@ class Task(Base):
     callback_url: Mapped[str | None] = mapped_column(LongText)
     # A per-task `whsec_` signing secret; never returned by the API.
     callback_secret: Mapped[str | None] = mapped_column(String(255))
+    # What the callback body holds (app/services/callback_bodies.py): null or "event", "full", "evl".
+    callback_payload: Mapped[str | None] = mapped_column(String(16))
+    # What a client of a compatibility API sent that the task model does not hold (its labels and option echo).
+    compat_meta: Mapped[dict[str, Any] | None] = mapped_column(LongJSON)
     error_type: Mapped[str | None] = mapped_column(String(64))
     error_message: Mapped[str | None] = mapped_column(LongText)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -92,9 +104,30 @@ class Task(Base):
         Index("ix_tasks_created", "created_at", "id"),
         # The reaper: running tasks whose lease expired.
         Index("ix_tasks_lease", "status", "lease_expires_at"),
-        Index("ix_tasks_owner_content", "owner", "content_hash"),  # set once at creation: no cost on status changes
+        Index("ix_tasks_owner_content", "owner", "content_hash"),
+        # Event streams: what finished since the previous poll, per owner or for an admin.
+        Index("ix_tasks_owner_finished", "owner", "finished_at"),
+        Index("ix_tasks_finished", "finished_at"),  # set once at creation: no cost on status changes
         UniqueConstraint("owner", "idempotency_key", name="uq_tasks_owner_idempotency_key"),
+        Index("ix_tasks_number", "number", unique=True),
         MYSQL_TABLE,
+    )
+
+
+class TaskNumber(Base):
+    """Hands out task numbers: the database's auto-increment, one row per task ever created (deleted ones too), so
+    a number is given once, in order, across every API node (AUTOINCREMENT on SQLite never reuses one either)."""
+
+    __tablename__ = "task_numbers"
+
+    number: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    task_id: Mapped[str] = mapped_column(String(36))
+
+    __table_args__ = (
+        UniqueConstraint("task_id", name="uq_task_numbers_task_id"),
+        {"sqlite_autoincrement": True, **MYSQL_TABLE},
     )
 
 
@@ -153,6 +186,22 @@ class WebhookEvent(Base):
     __table_args__ = (
         Index("ix_webhook_outbox_due", "status", "next_attempt_at"),
         Index("ix_webhook_outbox_task", "task_id"),
+        MYSQL_TABLE,
+    )
+
+
+class TaskDeletion(Base):
+    """A deleted task, kept briefly so event streams can announce the deletion of tasks they were not following."""
+
+    __tablename__ = "task_deletions"
+
+    task_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(64), default="")
+    deleted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        Index("ix_task_deletions_owner", "owner", "deleted_at"),
+        Index("ix_task_deletions_at", "deleted_at"),
         MYSQL_TABLE,
     )
 
@@ -218,6 +267,33 @@ class WorkerRecord(Base):
     __table_args__ = (Index("ix_workers_heartbeat", "heartbeat_at"), MYSQL_TABLE)
 
 
+class ApiKey(Base):
+    """An API key made with `whisper-service keys create`; only its SHA-256 is kept, never the key."""
+
+    __tablename__ = "api_keys"
+
+    # The key's name is its tenant: the `owner` of the tasks it creates.
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key_hash: Mapped[str] = mapped_column(String(64))
+    admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (UniqueConstraint("key_hash", name="uq_api_keys_key_hash"), MYSQL_TABLE)
+
+
+class ClusterSetting(Base):
+    """A value the cluster decides once, in the database: the generated webhook signing secret, and the mark that
+    the first admin key was made."""
+
+    __tablename__ = "cluster_settings"
+    __table_args__ = MYSQL_TABLE
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 # Core tables, for statements that need no ORM bookkeeping (the queue's fenced updates, bulk deletes).
 TASKS = cast(Table, Task.__table__)
 MEDIA_CHUNKS = cast(Table, MediaChunk.__table__)
@@ -225,3 +301,29 @@ TASK_RESULTS = cast(Table, TaskResult.__table__)
 TASK_PARTIALS = cast(Table, TaskPartial.__table__)
 WEBHOOK_OUTBOX = cast(Table, WebhookEvent.__table__)
 WEBHOOK_ATTEMPTS = cast(Table, WebhookAttempt.__table__)
+API_KEYS = cast(Table, ApiKey.__table__)
+CLUSTER_SETTINGS = cast(Table, ClusterSetting.__table__)
+
+TASK_NUMBERS = cast(Table, TaskNumber.__table__)
+
+
+def take_numbers(connection: Connection, task_ids: list[str]) -> dict[str, int]:
+    """The next numbers, one per new task id, in order, within the caller's transaction (so a rolled-back insert
+    leaves only a gap, never a duplicate). Inserts through the ORM get theirs by themselves (`_number_task`); a bulk
+    insert of the tasks table gives its rows these."""
+    if len(task_ids) == 1:
+        inserted = connection.execute(insert(TASK_NUMBERS).values(task_id=task_ids[0])).inserted_primary_key
+        assert inserted is not None
+        return {task_ids[0]: int(inserted[0])}
+    connection.execute(insert(TASK_NUMBERS), [{"task_id": task_id} for task_id in task_ids])
+    rows = connection.execute(
+        select(TASK_NUMBERS.c.task_id, TASK_NUMBERS.c.number).where(TASK_NUMBERS.c.task_id.in_(task_ids))
+    )
+    return {task_id: int(number) for task_id, number in rows}
+
+
+@event.listens_for(Task, "before_insert")
+def _number_task(_mapper: Mapper[Task], connection: Connection, task: Task) -> None:
+    """Give a task the ORM inserts the next number."""
+    if task.number is None:
+        task.number = take_numbers(connection, [task.id])[task.id]
