@@ -1,21 +1,24 @@
-"""The `whisper-service` command: serve, worker, migrate, transcribe."""
+"""The `whisper-service` command: serve, worker, migrate, transcribe, check, tasks, keys, webhook-secret."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import ipaddress
 import logging
 import signal
 import sys
 from pathlib import Path
+from types import FrameType
 
 import uvicorn
 
-from app import logs, remote
-from app.db.engine import create_engine
+from app import admin, logs, remote, startup
+from app.db.engine import create_engine, session_factory
 from app.db.migrate import is_at_head, schema_head, upgrade_to_head
+from app.errors import StartupCheckFailed
+from app.languages import language_code
 from app.main import create_app
+from app.services import api_keys
 from app.services.auth import KeyRing
 from app.settings import Settings, describe_error, get_settings
 from app.supervisor import WorkerSupervisor
@@ -40,17 +43,6 @@ def cmd_migrate(settings: Settings, _: argparse.Namespace) -> int:
     return 0
 
 
-def _loopback_or_any(host: str) -> str:
-    """The host as an IP address; names other than localhost count as non-loopback."""
-    if host == "localhost":
-        return "127.0.0.1"
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return "0.0.0.0"
-    return host
-
-
 def _exit_cleanly(signum: int, _frame: object) -> None:
     raise SystemExit(0)
 
@@ -59,33 +51,80 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     """Migrate, start embedded workers, serve the API until interrupted."""
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     settings = settings.model_copy(update=overrides)
-    if not KeyRing.from_settings(settings).enabled:
-        if not ipaddress.ip_address(_loopback_or_any(settings.host)).is_loopback:
-            log.warning(
-                "no API keys configured (WHISPER_API_KEYS): refusing %s, listening on 127.0.0.1 only", settings.host
-            )
-            settings = settings.model_copy(update={"host": "127.0.0.1"})
-        log.warning("no API keys configured: the API is unauthenticated (loopback only)")
     workers = settings.embedded_workers if args.workers is None else args.workers
     asyncio.run(_migrate(settings))
+    asyncio.run(_prepare_keys(settings))
     supervisor = WorkerSupervisor(workers, grace_seconds=settings.shutdown_grace_seconds)
     # uvicorn re-raises the signal that stopped it; exit through Python instead, so the workers are stopped too.
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _exit_cleanly)
     supervisor.start()
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        # uvicorn's own handlers would print plain text among our JSON lines: its loggers go to ours instead.
+        log_config=None,
+        # Event streams never end by themselves: give requests this long, then close what is still open
+        # (clients reconnect, to this node once it is back or to another one).
+        timeout_graceful_shutdown=GRACEFUL_HTTP_SECONDS,
+    )
+    server = _Server(config, supervisor)
     try:
-        uvicorn.run(
-            create_app(settings),
-            host=settings.host,
-            port=settings.port,
-            log_level=settings.log_level.lower(),
-            # Event streams never end by themselves: give requests this long, then close what is still open
-            # (clients reconnect, to this node once it is back or to another one).
-            timeout_graceful_shutdown=GRACEFUL_HTTP_SECONDS,
-        )
+        server.run()
     finally:
         supervisor.stop()
-    return 0
+    return 0 if server.started else 3  # uvicorn's code for a failed start-up
+
+
+async def _prepare_keys(settings: Settings) -> None:
+    """Say how requests are authenticated. Listening beyond loopback, with no key in the environment and a database
+    that never held one, make the first admin key (once per database, whichever node starts first) and log it, as
+    Jupyter and Grafana do."""
+    environment = KeyRing.from_settings(settings)
+    engine = create_engine(settings.resolved_database_url)
+    try:
+        async with session_factory(engine)() as session:
+            wanted = not environment.enabled and settings.listens_beyond_loopback
+            if wanted and (key := await api_keys.create_first_admin_key(session=session)) is not None:
+                log.warning(
+                    "listening on %s with no API key anywhere: made the admin key %r, shown only this once:\n"
+                    "\n    %s\n\nSend it in an Authorization header (Bearer), X-API-Key or X-Token; make more "
+                    "with `whisper-service keys create NAME`.",
+                    settings.host,
+                    api_keys.FIRST_ADMIN_NAME,
+                    key,
+                )
+                return
+            stored = await api_keys.load_keys(session=session)
+    finally:
+        await engine.dispose()
+    names = {key.name for key in stored.keys.values()}
+    for name in sorted(set(environment.names) & names):
+        log.warning("the API key name %r is in the environment and in the database: both keys act as %r", name, name)
+    if environment.enabled or stored.keys:
+        log.info("API keys: %d from the environment, %d in the database", len(environment.keys), len(names))
+    elif stored.in_use or settings.listens_beyond_loopback:
+        log.warning(
+            "no API key exists (the database's were revoked): every request is refused with 401 until one is made "
+            "with `whisper-service keys create NAME --admin`"
+        )
+    else:
+        log.warning("no API keys: the API is unauthenticated (it listens on %s only)", settings.host)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn that signals the embedded workers as soon as it is told to stop, so their grace period (and the
+    release of their tasks) runs while HTTP requests drain, not after."""
+
+    def __init__(self, config: uvicorn.Config, supervisor: WorkerSupervisor) -> None:
+        super().__init__(config)
+        self.supervisor = supervisor
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self.supervisor.signal_stop()
+        super().handle_exit(sig, frame)
 
 
 def cmd_worker(settings: Settings, _: argparse.Namespace) -> int:
@@ -143,6 +182,13 @@ def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _language(value: str) -> str | None:
+    try:
+        return language_code(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser."""
     parser = argparse.ArgumentParser(prog="whisper-service", description=__doc__)
@@ -157,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr = sub.add_parser("transcribe", help="transcribe local files")
     tr.add_argument("files", nargs="+", help="audio or video files")
     tr.add_argument("--model", help="model name (default WHISPER_DEFAULT_MODEL)")
-    tr.add_argument("--language", help="language code; default: detect")
+    tr.add_argument("--language", type=_language, help="language code or English name; default: detect")
     tr.add_argument("--task", choices=["transcribe", "translate"], default="transcribe")
     tr.add_argument("--formats", default="srt,vtt,txt,json", help="comma-separated: srt,vtt,lrc,txt,tsv,json")
     tr.add_argument("--output-dir", help="where to write (default: next to each file)")
@@ -167,7 +213,20 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--model", help="also load this model (a worker's health check)")
     check.set_defaults(func=cmd_check)
     remote.add_parser(sub)
+    admin.add_parsers(sub)
     return parser
+
+
+def preflight(settings: Settings, args: argparse.Namespace) -> None:
+    """Start-up checks for the command about to run; raises StartupCheckFailed naming the variable."""
+    command = args.command
+    embedded = settings.embedded_workers if getattr(args, "workers", None) is None else args.workers
+    if command in ("serve", "worker"):
+        startup.check_models(settings)
+    if command in ("worker", "transcribe") or (command == "serve" and embedded > 0):
+        startup.check_device(settings)
+    if command in ("serve", "worker", "migrate", *admin.COMMANDS):
+        asyncio.run(startup.check_database(settings, at_head=command in ("worker", *admin.COMMANDS)))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -181,6 +240,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"whisper-service: {describe_error(exc)}", file=sys.stderr)
         return 2
     logs.configure(settings.log_level, settings.log_format)
+    if args.command in admin.COMMANDS:  # their output is a key, a table or a secret: no schema-check lines around it
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+    try:
+        preflight(settings, args)
+    except StartupCheckFailed as exc:
+        print(f"whisper-service: {exc}", file=sys.stderr)
+        return 2
+    if args.command in admin.COMMANDS:
+        return admin.run(args.func, settings, args)
     code: int = args.func(settings, args)
     return code
 

@@ -56,6 +56,13 @@ class UploadTooLarge(AppError):
     title = "Upload too large"
 
 
+class BodyTooLarge(AppError):
+    """The request body is larger than the server accepts."""
+
+    status_code = 413
+    title = "Request body too large"
+
+
 class UnsupportedMediaType(AppError):
     """This Content-Type is not accepted here."""
 
@@ -79,8 +86,23 @@ class AudioTooLong(InvalidInput):
     """The audio is longer than the server accepts."""
 
 
+class OutputTooLarge(InvalidInput):
+    """The converted audio would be larger than the server writes."""
+
+
 class UnknownModel(InvalidInput):
     """The model is not one this server offers."""
+
+
+class LanguageNotInModel(InvalidInput):
+    """The model has no token for this language: leave `language` empty to detect it, or use a model that knows it."""
+
+
+class ModelUnavailable(AppError):
+    """The model could not be loaded on this worker; use a bundled model (base, tiny.en) or a pre-downloaded one."""
+
+    status_code = 503
+    title = "Service unavailable"
 
 
 class IdempotencyKeyReused(InvalidInput):
@@ -119,6 +141,18 @@ class MediaFetchFailed(AppError):
     title = "Bad gateway"
 
 
+class FetchTimedOut(MediaFetchFailed):
+    """Fetching the media took longer than WHISPER_FETCH_TIMEOUT_SECONDS: give a faster link, or upload the file."""
+
+
+class NoMediaOnPage(MediaFetchFailed):
+    """No audio or video was found at this link: check the link, or give a direct link to the media file."""
+
+
+class StreamOnlyMedia(MediaFetchFailed):
+    """The page offers only HLS/DASH streams, which are not downloaded here: give a direct media link or upload."""
+
+
 class URLNotAllowed(InvalidInput):
     """The URL is not allowed: only http(s) URLs whose host resolves to public addresses."""
 
@@ -129,6 +163,14 @@ class LeaseLost(Exception):
 
 class TaskCancelled(LeaseLost):
     """The task was cancelled while it ran."""
+
+
+class TaskDeleted(LeaseLost):
+    """The task was deleted while it ran."""
+
+
+class LeaseExpired(AppError):
+    """The worker running this task stopped responding too many times; giving up."""
 
 
 class SummaryNotFound(TaskNotFound):
@@ -149,8 +191,88 @@ class LLMFailed(AppError):
     title = "Bad gateway"
 
 
+class LLMAnswerTooLarge(LLMFailed):
+    """The LLM's answer is longer than WHISPER_LLM_MAX_OUTPUT_TOKENS allows; it was refused, not stored."""
+
+
+class LLMModelNotAllowed(InvalidInput):
+    """This model is not allowed for summaries (WHISPER_LLM_ALLOWED_MODELS)."""
+
+
 class LLMTimeout(LLMFailed):
     """The LLM endpoint did not answer in time (WHISPER_LLM_TIMEOUT_SECONDS)."""
 
     status_code = 504
     title = "Gateway timeout"
+
+
+class Unauthorized(AppError):
+    """A valid API key is required: send `Authorization: Bearer <key>`, `X-API-Key: <key>` or `X-Token: <key>`."""
+
+    status_code = 401
+    title = "Unauthorized"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Tell the client which scheme to use."""
+        return {"WWW-Authenticate": "Bearer"}
+
+
+class KeyNameTaken(AppError):
+    """An API key of this name exists already (names are tenants: one key per name)."""
+
+    status_code = 409
+    title = "Conflict"
+
+
+class KeyNotFound(AppError):
+    """No API key of this name is in the database."""
+
+    status_code = 404
+    title = "Not found"
+
+
+class RateLimited(AppError):
+    """Too many requests for this API key."""
+
+    status_code = 429
+    title = "Too many requests"
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """When to try again."""
+        return {"Retry-After": str(self.retry_after)}
+
+
+class ModelNotFound(AppError):
+    """The model does not exist on this server."""
+
+    status_code = 404
+    title = "Not found"
+
+
+class DiarizationUnavailable(AppError):
+    """Speaker diarization is not installed on this worker: `pip install whisper-service[diarize]` (with torch)."""
+
+    status_code = 501
+    title = "Not implemented"
+
+
+class ModelFilesCorrupt(RuntimeError):
+    """A bundled model's weights do not match their pinned checksum."""
+
+
+class TranscriptionInterrupted(Exception):
+    """The caller asked the engine to stop (cancelled task, lost lease, shutdown)."""
+
+
+class PageNotMedia(Exception):
+    """The URL answered with a web page: hand it to yt-dlp."""
+
+
+class StartupCheckFailed(Exception):
+    """This node cannot work with its configuration; the message names the variable to change."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -11,6 +12,10 @@ import time
 
 log = logging.getLogger(__name__)
 RESTART_DELAY_SECONDS = 2.0
+KILL_AFTER_GRACE_SECONDS = 5.0
+"""How long past the grace period a stopping worker may take to give its tasks back before it is killed."""
+SUPERVISOR_VARIABLE = "WHISPER_SUPERVISOR_PID"
+"""Set for embedded workers: the `serve` process whose death makes them stop (workers.main)."""
 
 
 class WorkerSupervisor:
@@ -21,6 +26,7 @@ class WorkerSupervisor:
         self.grace_seconds = grace_seconds
         self._procs: list[subprocess.Popen[bytes]] = []
         self._stopping = threading.Event()
+        self._signalled_at = 0.0
         self._thread = threading.Thread(target=self._watch, name="worker-supervisor", daemon=True)
 
     def start(self) -> None:
@@ -29,7 +35,8 @@ class WorkerSupervisor:
         self._thread.start()
 
     def _spawn(self) -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen([sys.executable, "-m", "workers"])
+        env = {**os.environ, SUPERVISOR_VARIABLE: str(os.getpid())}  # the worker stops if this process dies
+        proc = subprocess.Popen([sys.executable, "-m", "workers"], env=env)
         log.info("started embedded worker pid %d", proc.pid)
         return proc
 
@@ -38,16 +45,25 @@ class WorkerSupervisor:
             for i, proc in enumerate(self._procs):
                 if proc.poll() is not None and not self._stopping.is_set():
                     log.error("embedded worker pid %d exited with %s; restarting", proc.pid, proc.returncode)
-                    time.sleep(RESTART_DELAY_SECONDS)
+                    if self._stopping.wait(RESTART_DELAY_SECONDS):
+                        return  # told to stop meanwhile: start nothing the stop would miss
                     self._procs[i] = self._spawn()
 
-    def stop(self) -> None:
-        """SIGTERM every worker, wait for the grace period (+5 s), then kill what is left."""
+    def signal_stop(self) -> None:
+        """SIGTERM every worker (once), without waiting: they finish or give their tasks back meanwhile."""
+        if self._stopping.is_set():
+            return
         self._stopping.set()
+        self._signalled_at = time.monotonic()
         for proc in self._procs:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + self.grace_seconds + 5
+
+    def stop(self) -> None:
+        """Signal the workers if not done yet, wait until the grace period (+ KILL_AFTER_GRACE_SECONDS) since the
+        signal, then kill what is left."""
+        self.signal_stop()
+        deadline = self._signalled_at + self.grace_seconds + KILL_AFTER_GRACE_SECONDS
         for proc in self._procs:
             try:
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))

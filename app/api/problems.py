@@ -8,14 +8,18 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
+from app.api.limits import body_error
 from app.db.retry import is_transient
 from app.errors import AppError
 
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
+PROBED_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
 
 
 def problem(status: int, title: str, detail: str, type_name: str, **extra: Any) -> JSONResponse:
@@ -31,7 +35,11 @@ def _field(loc: tuple[Any, ...] | list[Any]) -> str:
 
 async def _app_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AppError)
-    response = problem(exc.status_code, exc.title, exc.detail, exc.type_name, **exc.extra)
+    extra = dict(exc.extra)
+    if (field := extra.pop("field", None)) is not None:
+        # One shape for every invalid field, ours and the request parser's: `errors`, as the README documents.
+        extra["errors"] = [{"field": str(field), "message": exc.detail}]
+    response = problem(exc.status_code, exc.title, exc.detail, exc.type_name, **extra)
     response.headers.update(exc.headers)
     return response
 
@@ -43,9 +51,35 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     return problem(422, "Invalid input", detail, "InvalidInput", errors=errors)
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
-    return problem(exc.status_code, str(exc.detail), str(exc.detail), f"HTTP{exc.status_code}")
+    if isinstance(cause := body_error(exc), AppError):
+        return await _app_error(request, cause)
+    response = problem(exc.status_code, str(exc.detail), str(exc.detail), f"HTTP{exc.status_code}")
+    response.headers.update(exc.headers or {})
+    if exc.status_code == 405:
+        response.headers["Allow"] = _allowed_methods(request)
+    return response
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method the app routes on this path: each is tried against the app's own routes, so this holds however
+    the framework stores included routers (FastAPI 0.165 wraps them; their routes are not in `router.routes`). A
+    literal path such as /v1/tasks/events is not also counted as an id of /v1/tasks/{task_id}."""
+    path = request.scope["path"]
+    routes = request.app.router.routes
+    literal = {
+        method
+        for context in iter_route_contexts(routes)
+        if getattr(context, "path", None) == path
+        for method in getattr(context, "methods", None) or ()
+    }
+    probed = {
+        method
+        for method in PROBED_METHODS
+        if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes)
+    }
+    return ", ".join(sorted(literal or probed))
 
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:

@@ -26,7 +26,7 @@ class CallbackEvent(BaseModel):
     url: str
     status: str = Field(description="pending, delivered or failed (gave up).", examples=["delivered"])
     created_at: datetime
-    next_attempt_at: datetime
+    next_attempt_at: datetime | None = Field(description="When the next attempt is due; null once delivered or failed.")
     delivered_at: datetime | None
     attempts: list[DeliveryAttempt]
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class SummaryCreate(BaseModel):
     """Options of a summary; everything is optional."""
+
+    model_config = ConfigDict(extra="forbid")
 
     model: str | None = Field(
         None, max_length=255, description="LLM model name; default WHISPER_LLM_MODEL.", examples=["gpt-4o-mini"]

@@ -5,16 +5,26 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from faster_whisper.tokenizer import _LANGUAGE_CODES
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_validator,
+)
 
+from app.languages import language_code
 from app.schemas.transcript import Transcript
 from app.settings import check_webhook_secret
 
-LANGUAGES = frozenset(_LANGUAGE_CODES)
+if TYPE_CHECKING:
+    from app.db.models import Task
 DEFAULT_PREPEND = "\"'“¿([{-"
 DEFAULT_APPEND = "\"'.。,，!！?？:：”)]}、"
 
@@ -57,29 +67,40 @@ class TaskType(StrEnum):
     translate = "translate"  # type: ignore[assignment]  # shadows str.translate; the API name wins
 
 
+# Every number a request carries is finite and bounded (NaN, Infinity and 1e400 are refused), so what is stored is
+# valid JSON and what a worker runs is what was checked at creation.
+BOUNDED = ConfigDict(extra="forbid", allow_inf_nan=False)
+MAX_TEMPERATURES = 10
+MAX_CLIPS = 2000
+MAX_CLIP_SECONDS = 7 * 24 * 3600.0
+
+
 class VadParameters(BaseModel):
     """Silero VAD parameters (faster-whisper's VadOptions)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = BOUNDED
 
     threshold: float = Field(0.5, ge=0, le=1, description="Speech probability threshold.", examples=[0.5])
     neg_threshold: float | None = Field(None, ge=0, le=1, description="Silence threshold; default threshold-0.15.")
-    min_speech_duration_ms: int = Field(0, ge=0, description="Drop speech chunks shorter than this.")
-    max_speech_duration_s: float = Field(30.0, gt=0, description="Split speech chunks longer than this.")
-    min_silence_duration_ms: int = Field(2000, ge=0, description="Silence needed to end a speech chunk.")
-    speech_pad_ms: int = Field(400, ge=0, description="Padding added around each speech chunk.")
+    min_speech_duration_ms: int = Field(0, ge=0, le=60_000, description="Drop speech chunks shorter than this.")
+    max_speech_duration_s: float = Field(30.0, gt=0, le=3600, description="Split speech chunks longer than this.")
+    min_silence_duration_ms: int = Field(2000, ge=0, le=60_000, description="Silence needed to end a speech chunk.")
+    speech_pad_ms: int = Field(400, ge=0, le=10_000, description="Padding added around each speech chunk.")
 
 
 def _comma_floats(value: object) -> object:
-    """Accept `0,0.2,0.4` (form fields, query strings) as a list of numbers."""
+    """Accept `0,0.2,0.4` and `[0,0.2,0.4]` (form fields, query strings) as a list of numbers."""
+    if isinstance(value, str) and value.startswith("[") and value.endswith("]"):
+        value = value[1:-1]
     if isinstance(value, str) and "," in value:
         return [part.strip() for part in value.split(",") if part.strip()]
     return value
 
 
 class ChineseScript(StrEnum):
-    """Chinese script conversions (OpenCC)."""
+    """Chinese script conversions (OpenCC); `none` keeps the text as the model wrote it."""
 
+    none = "none"
     simplified = "simplified"
     traditional = "traditional"
     taiwan = "taiwan"
@@ -90,9 +111,9 @@ class DecodeOptions(BaseModel):
     """How a task is transcribed: faster-whisper's decoding options (each defaults as in faster-whisper), then
     speaker labels and Chinese script conversion."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = BOUNDED
 
-    temperature: float | list[float] = Field(
+    temperature: float | Annotated[list[float], Field(min_length=1, max_length=MAX_TEMPERATURES)] = Field(
         [0.0, 0.2, 0.4, 0.6, 0.8, 1.0],
         description="Sampling temperature, or a list tried in turn when decoding fails the thresholds.",
         examples=[0.0, [0.0, 0.2, 0.4]],
@@ -103,11 +124,14 @@ class DecodeOptions(BaseModel):
     compression_ratio_threshold: float | None = Field(
         2.4,
         gt=0,
+        le=100,
         description="Retry with a higher temperature when the text compresses more than this.",
         examples=[2.4],
     )
     log_prob_threshold: float | None = Field(
         -1.0,
+        ge=-100,
+        le=0,
         description="Retry with a higher temperature when the average log probability is below this.",
         examples=[-1.0],
     )
@@ -133,15 +157,16 @@ class DecodeOptions(BaseModel):
     append_punctuations: str = Field(
         DEFAULT_APPEND, max_length=50, description="Merged with the previous word.", examples=[DEFAULT_APPEND]
     )
-    clip_timestamps: list[float] | None = Field(
+    clip_timestamps: list[Annotated[float, Field(ge=0, le=MAX_CLIP_SECONDS)]] | None = Field(
         None,
-        max_length=2000,
+        max_length=MAX_CLIPS,
         description="Only transcribe these clips: start,end,start,end,... in seconds (a last start runs to the end).",
         examples=[[0.0, 10.0, 20.0]],
     )
     hallucination_silence_threshold: float | None = Field(
         None,
         gt=0,
+        le=3600,
         description="With word timestamps, skip silences longer than this (seconds) around hallucinations.",
         examples=[2.0],
     )
@@ -166,8 +191,9 @@ class DecodeOptions(BaseModel):
     chinese_script: ChineseScript | None = Field(
         None,
         description="Convert Chinese output with OpenCC: `simplified`, `traditional`, `taiwan` (Taiwan characters "
-        "and phrasing) or `hongkong`. Applies to text, segments, words and subtitles of Chinese (zh, yue) results; "
-        "unset leaves the text as the model wrote it.",
+        "and phrasing) or `hongkong`; `none` leaves the text as the model wrote it. Applies to text, segments, words "
+        "and subtitles of Chinese (zh, yue) results. Unset: the server's default (WHISPER_DEFAULT_CHINESE_SCRIPT, "
+        "`none` unless configured).",
         examples=["traditional"],
     )
     diarize: bool = Field(
@@ -192,6 +218,16 @@ class DecodeOptions(BaseModel):
         if self.min_speakers and self.max_speakers and self.min_speakers > self.max_speakers:
             raise ValueError("min_speakers must not exceed max_speakers")
         return self
+
+    @field_validator("temperature", mode="wrap")
+    @classmethod
+    def _temperature_shape(cls, value: object, handler: ValidatorFunctionWrapHandler) -> object:
+        try:
+            return handler(value)
+        except ValidationError as exc:  # one message for the field, not one per branch of the union
+            raise ValueError(
+                f"give a finite number between 0 and 1, or a list of 1 to {MAX_TEMPERATURES} of them"
+            ) from exc
 
     @field_validator("temperature")
     @classmethod
@@ -219,6 +255,14 @@ class DecodeOptions(BaseModel):
         return value
 
 
+class CallbackPayload(StrEnum):
+    """What a task's callback body holds."""
+
+    event = "event"  # {type, timestamp, data: {task_id, status, text | error}}
+    full = "full"  # {type, timestamp, data: the task as GET /v1/tasks/{id} shows it, with its result}
+    evl = "evl"  # the evl API's task object (tasks created through /api/whisper/...)
+
+
 class TaskCreate(DecodeOptions):
     """Everything a task request may carry besides the media itself."""
 
@@ -228,16 +272,27 @@ class TaskCreate(DecodeOptions):
     priority: Priority = Field(Priority.normal, description="Queue priority.", examples=["high"])
     model: str | None = Field(None, max_length=255, description="Model name; default: the server's.", examples=["base"])
     language: str | None = Field(
-        None, description="Spoken language code, or `auto`/empty to detect.", examples=["en", "auto"]
+        None,
+        max_length=40,
+        description="Spoken language: a code (`zh`) or English name (`Chinese`), stored as the code; `auto` or empty "
+        "to detect.",
+        examples=["en", "Chinese", "auto"],
     )
     callback_url: Annotated[str, Field(max_length=2048)] | None = Field(
         None, description="URL notified when the task finishes.", examples=["https://example.com/hooks/whisper"]
     )
     callback_secret: SecretStr | None = Field(
         None,
+        max_length=255,
         description="`whsec_<base64>` secret that signs this task's callbacks instead of WHISPER_WEBHOOK_SECRET "
         "(Standard Webhooks). Stored, never shown again.",
         examples=["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"],
+    )
+    callback_payload: Literal["event", "full"] = Field(
+        "event",
+        description="The callback body: `event` (task id, status and text or error) or `full` (the whole task as "
+        "GET /v1/tasks/{id} shows it, with its result).",
+        examples=["full"],
     )
     platform: Literal["tiktok", "douyin", "youtube", "bilibili"] | None = Field(
         None,
@@ -253,11 +308,11 @@ class TaskCreate(DecodeOptions):
     @field_validator("language", mode="before")
     @classmethod
     def _language_code(cls, value: object) -> object:
-        if value in (None, "", "auto"):
+        if value is None:
             return None
-        if not isinstance(value, str) or value.lower() not in LANGUAGES:
-            raise ValueError("unknown language code; use a code such as en, zh, fr, es, or auto")
-        return value.lower()
+        if not isinstance(value, str):
+            raise ValueError("a language is a code such as en, zh, fr or a name such as English, Chinese")
+        return language_code(value)
 
     @field_validator("callback_secret")
     @classmethod
@@ -274,6 +329,10 @@ class TaskCreate(DecodeOptions):
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("must be an absolute http:// or https:// URL")
+        try:
+            parts.port  # noqa: B018  # raises for a port outside 0-65535 or not a number
+        except ValueError as exc:
+            raise ValueError(f"has an invalid port: {exc}") from exc
         return value
 
     def decode_options(self) -> dict[str, Any]:
@@ -292,6 +351,10 @@ class TaskSummary(BaseModel):
     """A task as listed."""
 
     id: str = Field(description="Task id.", examples=["6f1c2a9e-3d7b-4a53-9a51-0b7f3f6f2c11"])
+    number: int = Field(
+        description="Cluster-wide task number, in order of creation, never reused (the id of the evl API).",
+        examples=[42],
+    )
     status: TaskStatus
     task_type: TaskType
     priority: Priority
@@ -310,19 +373,68 @@ class TaskSummary(BaseModel):
     finished_at: datetime | None
     processing_seconds: float | None = Field(description="Wall time the worker spent, in seconds.")
 
+    @staticmethod
+    def fields_of(task: Task) -> dict[str, Any]:
+        """The listed fields of a stored task."""
+        return {
+            "id": task.id,
+            "number": task.number,
+            "status": task.status,
+            "task_type": task.task_type,
+            "priority": Priority.from_rank(task.priority),
+            "model": task.model,
+            "language": task.language,
+            "progress": task.progress,
+            "source": task.source,
+            "platform": (task.source_meta or {}).get("platform"),
+            "filename": task.filename,
+            "source_url": task.source_url,
+            "duration": task.media_duration,
+            "attempts": task.attempts,
+            "error": TaskError(type=task.error_type, message=task.error_message or "") if task.error_type else None,
+            "created_at": task.created_at,
+            "started_at": task.started_at,
+            "finished_at": task.finished_at,
+            "processing_seconds": task.processing_seconds,
+        }
+
+    @classmethod
+    def from_task(cls, task: Task) -> TaskSummary:
+        """The task as lists show it."""
+        return TaskSummary(**cls.fields_of(task))
+
 
 class TaskDetail(TaskSummary):
     """A task with its options and, once completed, its result."""
 
-    options: dict[str, Any] = Field(description="Decoding options given at creation.")
+    options: dict[str, Any] = Field(
+        description="Decoding options given at creation (`chinese_script` as resolved then: the server's default "
+        "when the request named none)."
+    )
     source_meta: dict[str, Any] | None = Field(
         None, description="What the page said about fetched media: title, uploader, duration, webpage_url, thumbnail."
     )
     callback_url: str | None
+    callback_payload: str = Field(
+        "event", description="What the callback body holds: `event`, `full` or `evl`.", examples=["event"]
+    )
     reused_from: str | None = Field(
         None, description="The earlier identical task whose result this task reused (dedupe), if any."
     )
     result: Transcript | None = Field(None, description="The transcript, once completed.")
+
+    @classmethod
+    def of(cls, task: Task, result: Transcript | None = None) -> TaskDetail:
+        """The task with its options and the given transcript."""
+        return cls(
+            **TaskSummary.fields_of(task),
+            options=task.options,
+            source_meta=task.source_meta,
+            callback_url=task.callback_url,
+            callback_payload=task.callback_payload or CallbackPayload.event.value,
+            reused_from=task.reused_from,
+            result=result,
+        )
 
 
 class TaskPage(BaseModel):

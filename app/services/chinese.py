@@ -27,20 +27,23 @@ def converter(script: ChineseScript) -> opencc.OpenCC:
 
 
 def convert_text(text: str, script: ChineseScript) -> str:
-    """`text` in the requested script."""
+    """`text` in the requested script (`none`: unchanged)."""
+    if script is ChineseScript.none:
+        return text
     return str(converter(script).convert(text))
 
 
 def convert_transcript(transcript: Transcript, script: ChineseScript) -> Transcript:
     """Text, segments and words in the requested script; a result in another language is returned unchanged
     (converting Japanese kanji, for instance, would corrupt it)."""
-    if transcript.language not in CHINESE:
+    if script is ChineseScript.none or transcript.language not in CHINESE:
         return transcript
-    segments = [_convert_segment(segment, script) for segment in transcript.segments]
+    segments = [convert_segment(segment, script) for segment in transcript.segments]
     return transcript.model_copy(update={"text": convert_text(transcript.text, script), "segments": segments})
 
 
-def _convert_segment(segment: Segment, script: ChineseScript) -> Segment:
+def convert_segment(segment: Segment, script: ChineseScript) -> Segment:
+    """A segment's text and words in the requested script (the caller knows the language is Chinese)."""
     update: dict[str, object] = {"text": convert_text(segment.text, script)}
     if segment.words:
         # Phrases can span words (鼠标 -> 滑鼠), so convert the words together and cut the result back at the same

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import io
+import os
 import tempfile
 import wave
 from collections.abc import AsyncIterator
@@ -55,9 +57,13 @@ DEMUXERS = (
     "dts",
     "tta",
 )
+SUPPORTED = "send mp3, wav, ogg/opus, flac, m4a/aac, mp4, webm, mkv or similar"
 # libopus at its default complexity (10) costs about 0.8 s of CPU per 100 s of speech, stolen from inference on a
 # small machine; complexity 3 with 60 ms frames costs 0.15 s at the same size (bench/overhead.py, the closing note).
 OPUS_OPTIONS = {"compression_level": "3", "frame_duration": "60"}
+# FFmpeg's resampler mixes at most this many channels (SWR_CH_MAX); a file declaring more cannot be decoded.
+MAX_CHANNELS = 64
+TEXT_SNIFF_BYTES = 4096
 # Decoded audio shorter than this share of the declared duration means the file was cut off.
 TRUNCATION_RATIO = 0.9
 
@@ -94,6 +100,14 @@ async def spool_to_file(chunks: AsyncIterator[bytes], *, limit: int, directory: 
     return path
 
 
+def temporary_path(*, prefix: str, suffix: str, directory: Path | None = None) -> Path:
+    """A new, empty temporary file for PyAV to write by name; its descriptor is closed at once (the caller deletes
+    the file)."""
+    descriptor, name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=directory)
+    os.close(descriptor)
+    return Path(name)
+
+
 def decode_for_storage(
     source: Path, *, max_seconds: float, bitrate: int, directory: Path | None = None
 ) -> DecodedMedia:
@@ -101,7 +115,7 @@ def decode_for_storage(
     `bitrate`; validate format, length and integrity."""
     if source.stat().st_size == 0:
         raise EmptyUpload()
-    output = Path(tempfile.mkstemp(prefix="audio-", suffix=".ogg", dir=directory)[1])
+    output = temporary_path(prefix="audio-", suffix=".ogg", directory=directory)
     try:
         decoded, container_name, digest = _transcode(source, output, max_seconds=max_seconds, bitrate=bitrate)
     except BaseException:
@@ -112,6 +126,13 @@ def decode_for_storage(
 
 def open_input(source: Path) -> av.container.InputContainer:
     """Open a local media file with only whitelisted demuxers and the file protocol; 415/422 if it is not media."""
+    kind = filetype.guess(str(source))
+    if kind is not None and not kind.mime.startswith(("audio/", "video/")):
+        # An image, document or archive: FFmpeg would only say "Invalid argument" about it.
+        raise UnsupportedMedia(f"The file is {kind.mime}, not audio or video: {SUPPORTED}.")
+    if kind is None and looks_like_text(source):
+        # A playlist, concat list or any other text: none of it is media, and FFmpeg would say "Invalid argument".
+        raise UnsupportedMedia(f"The file is text, not audio or video: {SUPPORTED}.")
     try:
         return av.open(
             str(source),
@@ -119,26 +140,60 @@ def open_input(source: Path) -> av.container.InputContainer:
             metadata_errors="ignore",
         )
     except (av.error.InvalidDataError, av.error.PermissionError, av.error.DemuxerNotFoundError) as exc:
-        kind = filetype.guess(str(source))
-        if kind is not None and kind.mime.startswith(("audio/", "video/")):
+        if kind is not None:
             raise UnreadableMedia(
                 f"The file looks like {kind.mime} but is damaged or truncated and could not be opened."
             ) from exc
-        raise UnsupportedMedia(
-            "The file is not audio or video in a supported format "
-            "(mp3, wav, ogg/opus, flac, m4a/aac, mp4, webm, mkv and similar)."
-        ) from exc
+        raise UnsupportedMedia(f"The file is not audio or video in a supported format: {SUPPORTED}.") from exc
     except av.error.FFmpegError as exc:
-        raise UnreadableMedia(f"The media file could not be opened: {exc.strerror}.") from exc
+        if kind is None:  # nothing recognised it, and FFmpeg could not open it either
+            raise UnsupportedMedia(f"The file is not audio or video in a supported format: {SUPPORTED}.") from exc
+        raise UnreadableMedia(
+            f"The file looks like {kind.mime} but could not be opened ({exc.strerror}): it may be damaged."
+        ) from exc
+
+
+def looks_like_text(source: Path) -> bool:
+    """Whether the file starts with printable UTF-8 text (no media container does)."""
+    with source.open("rb") as file:
+        head = file.read(TEXT_SNIFF_BYTES)
+    try:
+        text = codecs.getincrementaldecoder("utf-8")().decode(head, final=False)  # a cut-off last character is fine
+    except UnicodeDecodeError:
+        return False
+    return bool(text) and all(char.isprintable() or char in "\t\n\r\f" for char in text)
+
+
+def audio_stream(source: Path, container: av.container.InputContainer) -> av.AudioStream:
+    """The first audio stream, refused (422) when missing or declaring a channel count nothing can decode."""
+    if not container.streams.audio:
+        raise NoAudioStream("The media file has no audio stream: send a file with sound.")
+    stream = container.streams.audio[0]
+    channels = stream.codec_context.channels
+    if not 1 <= channels <= MAX_CHANNELS:
+        declared = _wav_channels(source) if container.format.name == "wav" else None
+        count = f"{declared} channels" if declared else "no valid channel layout"
+        raise UnreadableMedia(
+            f"The audio stream declares {count}; at most {MAX_CHANNELS} can be decoded. The file is damaged or "
+            "unusual: re-export it as mono or stereo."
+        )
+    return stream
+
+
+def _wav_channels(source: Path) -> int | None:
+    """The channel count a WAV header declares (FFmpeg reports 0 for one it cannot use)."""
+    try:
+        with wave.open(str(source), "rb") as header:
+            return header.getnchannels()
+    except (wave.Error, EOFError):
+        return None
 
 
 def _transcode(source: Path, output: Path, *, max_seconds: float, bitrate: int) -> tuple[float, str, str]:
     """Decode, resample and encode; returns seconds decoded, the container name and a SHA-256 of the PCM."""
     with open_input(source) as container:
-        if not container.streams.audio:
-            raise NoAudioStream("The media file has no audio stream: send a file with sound.")
-        stream = container.streams.audio[0]
-        declared = _declared_seconds(source, container, stream)
+        stream = audio_stream(source, container)
+        declared = declared_seconds(source, container, stream)
         if declared is not None and declared > max_seconds:
             raise AudioTooLong(f"The audio lasts {declared:.0f} s; this server accepts at most {max_seconds:.0f} s.")
         max_samples = int(max_seconds * SAMPLE_RATE)
@@ -168,16 +223,21 @@ def _transcode(source: Path, output: Path, *, max_seconds: float, bitrate: int) 
             sink.mux(encoder.encode(None))
         container_name = container.format.name
     seconds = samples / SAMPLE_RATE
-    if samples == 0:
+    check_complete(declared, seconds)
+    return seconds, container_name, pcm_digest.hexdigest()
+
+
+def check_complete(declared: float | None, seconds: float) -> None:
+    """422 when nothing decoded, or clearly less than the file declares (it was cut off)."""
+    if seconds <= 0:
         raise UnreadableMedia("The media file holds no decodable audio.")
     if declared is not None and declared > 1.0 and seconds < declared * TRUNCATION_RATIO:
         raise UnreadableMedia(
             f"The media file is truncated: it declares {declared:.1f} s of audio but only {seconds:.1f} s decode."
         )
-    return seconds, container_name, pcm_digest.hexdigest()
 
 
-def _declared_seconds(source: Path, container: av.container.InputContainer, stream: av.AudioStream) -> float | None:
+def declared_seconds(source: Path, container: av.container.InputContainer, stream: av.AudioStream) -> float | None:
     """The duration the file claims. FFmpeg sizes a WAV by its file length, so read the RIFF header for that."""
     if container.format.name == "wav":
         try:
@@ -196,9 +256,12 @@ def decode_pcm(data: bytes) -> np.ndarray:
     """Decode stored audio (Ogg FLAC or Opus) to float32 samples at 16 kHz, as faster-whisper takes them."""
     pieces: list[np.ndarray] = []
     resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
-    with av.open(io.BytesIO(data), "r", format="ogg") as container:
-        for frame in container.decode(audio=0):
-            pieces.extend(piece.to_ndarray().reshape(-1) for piece in resampler.resample(frame))
+    try:
+        with av.open(io.BytesIO(data), "r", format="ogg") as container:
+            for frame in container.decode(audio=0):
+                pieces.extend(piece.to_ndarray().reshape(-1) for piece in resampler.resample(frame))
+    except (av.error.FFmpegError, EOFError) as exc:  # PyAV says "End of file: '<none>'" for a missing file
+        raise UnreadableMedia("The task's stored audio could not be read: create the task again.") from exc
     pieces.extend(piece.to_ndarray().reshape(-1) for piece in resampler.resample(None))
     return np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
 

@@ -27,6 +27,10 @@ from app.services.workers import is_alive
 DURATION_BUCKETS = (1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
 RTF_BUCKETS = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 5.0)
 
+# Label values come from the request line, which anyone can write: only these methods get their own series, so an
+# unauthenticated client cannot grow /metrics without bound (unmatched paths share the route label "unmatched").
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
 HTTP_REGISTRY = CollectorRegistry()
 HTTP_LATENCY = Histogram(
     "whisper_http_request_duration_seconds",
@@ -51,9 +55,8 @@ class HttpMetrics:
         async def timed_send(message: Message) -> None:
             if message["type"] == "http.response.start":
                 route = getattr(scope.get("route"), "path", None) or "unmatched"
-                HTTP_LATENCY.labels(scope["method"], route, str(message["status"])).observe(
-                    time.perf_counter() - started
-                )
+                method = scope["method"] if scope["method"] in KNOWN_METHODS else "other"
+                HTTP_LATENCY.labels(method, route, str(message["status"])).observe(time.perf_counter() - started)
             await send(message)
 
         await self.app(scope, receive, timed_send)

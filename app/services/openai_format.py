@@ -59,6 +59,20 @@ def verbose_json(transcript: Transcript, *, task: str, segments: bool, words: bo
     return body
 
 
+def json_body(transcript: Transcript, *, task: str, model: str, seconds: float) -> dict[str, Any]:
+    """`json`: OpenAI's `text`, and the fields Whisper Local Server adds (its clients read `language` and `segments`):
+    the language code, `duration` (the seconds this request waited, as that server measures it), the segments, the
+    model that ran and the task."""
+    return {
+        "text": transcript.text,
+        "language": transcript.language,
+        "duration": round(seconds, 3),
+        "segments": verbose_json(transcript, task=task, segments=True, words=False)["segments"],
+        "model": model,
+        "task": task,
+    }
+
+
 def render_text(transcript: Transcript, fmt: ResponseFormat) -> str:
     """text, srt or vtt bodies."""
     if fmt is ResponseFormat.text:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 import uuid
 from collections.abc import Sequence
@@ -16,11 +17,12 @@ from sqlalchemy.orm.attributes import set_committed_value
 from app.db.models import TASK_PARTIALS, TASK_RESULTS, TASKS, Task
 from app.db.retry import retry_transient, retrying
 from app.db.types import utcnow
-from app.errors import LeaseLost, TaskCancelled
+from app.errors import LeaseExpired, LeaseLost, TaskCancelled, TaskDeleted
 from app.schemas.tasks import TaskStatus
 from app.schemas.transcript import Segment, Transcript
 from app.services import media, outbox
 
+log = logging.getLogger(__name__)
 REQUEUE_BASE_SECONDS = 2.0
 REQUEUE_MAX_SECONDS = 300.0
 
@@ -46,6 +48,7 @@ async def claim(*, session: AsyncSession, worker_id: str, lease_seconds: float, 
             async with session.begin():
                 mine = list(await session.scalars(_with_token(token)))
             if mine:
+                log.warning("claim of %d task(s) committed before the connection dropped; kept", len(mine))
                 return mine
         return await _claim_once(session, worker_id=worker_id, lease_seconds=lease_seconds, limit=limit, token=token)
 
@@ -114,7 +117,6 @@ def _lease_ended(status: TaskStatus) -> dict[str, object]:
     return {"status": status.value, "finished_at": utcnow(), "lease_token": None, "lease_expires_at": None}
 
 
-@retry_transient
 async def heartbeat(
     *,
     session: AsyncSession,
@@ -123,23 +125,64 @@ async def heartbeat(
     progress: int | None = None,
     segments: Sequence[Segment] = (),
 ) -> None:
-    """Extend the lease, record progress and new segments; raise if the task was cancelled or is no longer ours."""
+    """Extend the lease, record progress and new segments; raise if the task was cancelled or is no longer ours.
+
+    Transient errors are retried; segments a try committed before its connection dropped are not stored twice.
+    """
     values: dict[str, object] = {"lease_expires_at": utcnow() + timedelta(seconds=lease_seconds)}
     if progress is not None:
         values["progress"] = max(0, min(100, progress))
-    async with session.begin():
-        if await _update_held(session, lease, TASKS.c.cancel_requested.is_(False), **values):
-            if segments:
-                rows = [
-                    {"task_id": lease.task_id, "seq": s.id, "segment": s.model_dump(exclude_none=True)}
-                    for s in segments
-                ]
-                await session.execute(insert(TASK_PARTIALS), rows)
-            return
-        cancelled = await session.scalar(select(TASKS.c.cancel_requested).where(*_held(lease)))
+    rows = [{"task_id": lease.task_id, "seq": s.id, "segment": s.model_dump(exclude_none=True)} for s in segments]
+
+    async def attempt(number: int) -> bool | None:
+        async with session.begin():
+            if await _update_held(session, lease, TASKS.c.cancel_requested.is_(False), **values):
+                if rows and number > 0:
+                    stored = TASK_PARTIALS.c.seq.in_([row["seq"] for row in rows])
+                    again = await session.execute(
+                        delete(TASK_PARTIALS).where(TASK_PARTIALS.c.task_id == lease.task_id, stored)
+                    )
+                    if again.rowcount:  # type: ignore[attr-defined]
+                        log.warning("task %s: segments committed before the connection dropped", lease.task_id)
+                if rows:
+                    await session.execute(insert(TASK_PARTIALS), rows)
+                return None
+            return bool(await session.scalar(select(TASKS.c.cancel_requested).where(*_held(lease))))
+
+    cancelled = await retrying(session, attempt)
+    if cancelled is None:
+        return
     if cancelled:
         raise TaskCancelled(f"task {lease.task_id} was cancelled")
+    if await _gone_now(session, lease):
+        raise TaskDeleted(f"task {lease.task_id} was deleted")
     raise LeaseLost(f"task {lease.task_id} is no longer held by this worker")
+
+
+async def _gone_now(session: AsyncSession, lease: Lease) -> bool:
+    """Whether the task a worker lost was deleted (a user's action) rather than taken over or expired."""
+    async with session.begin():
+        return await session.scalar(select(TASKS.c.id).where(TASKS.c.id == lease.task_id)) is None
+
+
+@retry_transient
+async def was_deleted(*, session: AsyncSession, lease: Lease) -> bool:
+    """Whether a task whose outcome could not be recorded was deleted meanwhile (rather than taken over)."""
+    return await _gone_now(session, lease)
+
+
+@retry_transient
+async def check_held(*, session: AsyncSession, lease: Lease) -> None:
+    """Raise TaskCancelled if a cancel was requested, LeaseLost if the task is no longer ours; one indexed read, so
+    a worker can ask every second without writing."""
+    async with session.begin():
+        cancelled = await session.scalar(select(TASKS.c.cancel_requested).where(*_held(lease)))
+    if cancelled is None:
+        if await _gone_now(session, lease):
+            raise TaskDeleted(f"task {lease.task_id} was deleted")
+        raise LeaseLost(f"task {lease.task_id} is no longer held by this worker")
+    if cancelled:
+        raise TaskCancelled(f"task {lease.task_id} was cancelled")
 
 
 def result_columns(transcript: Transcript) -> dict[str, Any]:
@@ -153,7 +196,6 @@ def result_columns(transcript: Transcript) -> dict[str, Any]:
     }
 
 
-@retry_transient
 async def complete(
     *,
     session: AsyncSession,
@@ -162,24 +204,67 @@ async def complete(
     processing_seconds: float,
     callback_url: str | None,
     reused_from: str | None = None,
-) -> bool:
-    """Store the result and mark the task completed, only if the lease is still ours. Returns whether it was.
+) -> TaskStatus | None:
+    """Store the result and mark the task completed, only if the lease is still ours; returns the status it ended
+    with: completed, cancelled (a cancel was requested meanwhile: the result is dropped) or None (not ours).
 
     The result row, the media cleanup and the webhook event (when `callback_url`) commit together. `reused_from`
-    names the completed task whose result this is (deduplication).
+    names the completed task whose result this is (deduplication). Transient errors are retried; a completion that
+    committed before its connection dropped is recognised by its lease token (kept on the completed task).
     """
+
+    async def attempt(number: int) -> TaskStatus | None:
+        if number > 0:
+            async with session.begin():
+                mine = await session.scalar(
+                    select(TASKS.c.id).where(
+                        TASKS.c.id == lease.task_id,
+                        TASKS.c.lease_token == lease.token,
+                        TASKS.c.status == TaskStatus.completed.value,
+                    )
+                )
+            if mine:
+                log.warning("task %s: completion committed before the connection dropped; kept", lease.task_id)
+                return TaskStatus.completed
+        return await _complete_once(session, lease, transcript, processing_seconds, callback_url, reused_from)
+
+    return await retrying(session, attempt)
+
+
+async def _complete_once(
+    session: AsyncSession,
+    lease: Lease,
+    transcript: Transcript,
+    processing_seconds: float,
+    callback_url: str | None,
+    reused_from: str | None,
+) -> TaskStatus | None:
     async with session.begin():
         done = await _update_held(
             session,
             lease,
-            **_lease_ended(TaskStatus.completed),
+            TASKS.c.cancel_requested.is_(False),
+            # The token stays as the mark of the run that completed it, so that run's retry can recognise its own
+            # commit; it fences nothing any more, as every write under a lease also needs status `running`.
+            **{**_lease_ended(TaskStatus.completed), "lease_token": lease.token},
             progress=100,
             processing_seconds=processing_seconds,
             language=transcript.language,
             reused_from=reused_from,
         )
         if not done:
-            return False
+            # Cancelled while it ran: the cancel wins over a completion that raced it.
+            cancelled = await _end_unsuccessfully(
+                session,
+                lease,
+                TASKS.c.cancel_requested.is_(True),
+                status=TaskStatus.cancelled,
+                error_type=None,
+                message=None,
+                processing_seconds=processing_seconds,
+                callback_url=callback_url,
+            )
+            return TaskStatus.cancelled if cancelled else None
         await session.execute(insert(TASK_RESULTS).values(task_id=lease.task_id, **result_columns(transcript)))
         await media.delete_media(session=session, task_id=lease.task_id)
         await clear_partials(session=session, task_id=lease.task_id)
@@ -188,9 +273,9 @@ async def complete(
             task_id=lease.task_id,
             status=TaskStatus.completed,
             callback_url=callback_url,
-            text=transcript.text,
+            transcript=transcript,
         )
-    return True
+    return TaskStatus.completed
 
 
 @retry_transient
@@ -206,24 +291,47 @@ async def finish_unsuccessfully(
 ) -> bool:
     """Mark the task failed or cancelled (only if the lease is still ours), drop its media, queue its event."""
     async with session.begin():
-        done = await _update_held(
+        return await _end_unsuccessfully(
             session,
             lease,
-            **_lease_ended(status),
+            status=status,
             error_type=error_type,
-            error_message=message,
+            message=message,
             processing_seconds=processing_seconds,
+            callback_url=callback_url,
         )
-        if done:
-            await media.delete_media(session=session, task_id=lease.task_id)
-            await clear_partials(session=session, task_id=lease.task_id)
-            await outbox.record_event(
-                session=session,
-                task_id=lease.task_id,
-                status=status,
-                callback_url=callback_url,
-                error=(error_type, message or "") if error_type else None,
-            )
+
+
+async def _end_unsuccessfully(
+    session: AsyncSession,
+    lease: Lease,
+    *where: ColumnElement[bool],
+    status: TaskStatus,
+    error_type: str | None,
+    message: str | None,
+    processing_seconds: float | None,
+    callback_url: str | None,
+) -> bool:
+    """finish_unsuccessfully's work inside the caller's transaction."""
+    done = await _update_held(
+        session,
+        lease,
+        *where,
+        **_lease_ended(status),
+        error_type=error_type,
+        error_message=message,
+        processing_seconds=processing_seconds,
+    )
+    if done:
+        await media.delete_media(session=session, task_id=lease.task_id)
+        await clear_partials(session=session, task_id=lease.task_id)
+        await outbox.record_event(
+            session=session,
+            task_id=lease.task_id,
+            status=status,
+            callback_url=callback_url,
+            error=(error_type, message or "") if error_type else None,
+        )
     return done
 
 
@@ -265,7 +373,7 @@ def _reaped(task: Task, now: datetime) -> tuple[TaskStatus, dict[str, object]]:
     if task.attempts >= task.max_attempts:
         return TaskStatus.failed, {
             "finished_at": now,
-            "error_type": "LeaseExpired",
+            "error_type": LeaseExpired.__name__,
             "error_message": f"The worker running this task stopped responding {task.attempts} times; giving up.",
         }
     return TaskStatus.queued, {"run_at": now + timedelta(seconds=requeue_delay(task.attempts)), "progress": 0}

@@ -1,18 +1,21 @@
 """Render a transcript as SRT, WebVTT, LRC, plain text, TSV or JSON.
 
-Without layout options every segment is one cue. With any of them, cues are built from word timings (or, for a
-transcript without words, from the segment text with times spread by length): words are packed into lines of at most
-`max_line_width` characters, at most `max_line_count` lines and `max_words_per_cue` words per cue, and no cue lasts
-longer than `max_cue_duration`. Cues never cross a segment (or speaker) boundary, never overlap and never pass the end
-of the audio. `highlight_words` gives karaoke output: WebVTT timestamp tags, SRT and LRC per-word timing.
+Cues are built from word timings (or, for a transcript without words, from the segment text with times spread by
+length): words are packed into lines of at most `max_line_width` characters, at most `max_line_count` lines and
+`max_words_per_cue` words per cue, and no cue lasts longer than `max_cue_duration`. Without any of these four, SRT
+and WebVTT follow common subtitle practice (`standard_layout`: 2 lines of 42 characters, 16 for Chinese, Japanese
+and Korean, at most 7 s) and the other formats give one cue per segment; `segment_cues` gives one cue per segment in
+every format. Cues never cross a segment (or speaker) boundary, never overlap and never pass the end of the audio.
+`highlight_words` gives karaoke output: WebVTT timestamp tags, SRT and LRC per-word timing.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from app.schemas.transcript import Segment, Transcript
@@ -41,13 +44,20 @@ MEDIA_TYPES = {
 
 @dataclass(frozen=True)
 class CueLayout:
-    """How cues are cut; all None/False means one cue per segment."""
+    """How cues are cut; without sizes: the standard layout in SRT and WebVTT, one cue per segment elsewhere."""
 
     max_line_width: int | None = None
     max_line_count: int | None = None
     max_words_per_cue: int | None = None
     max_cue_duration: float | None = None
     highlight_words: bool = False
+    segment_cues: bool = False
+
+    @property
+    def sized(self) -> bool:
+        """Whether any size limit is set."""
+        limits = (self.max_line_width, self.max_line_count, self.max_words_per_cue, self.max_cue_duration)
+        return any(limit is not None for limit in limits)
 
     @property
     def by_words(self) -> bool:
@@ -116,11 +126,42 @@ def lrc_timestamp(seconds: float) -> str:
 # A CJK character is a word of its own when a segment without word timings is cut into lines.
 _CJK = "\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef"
 _PSEUDO_WORDS = re.compile(rf"\s*(?:[{_CJK}]|[^\s{_CJK}]+)")
+_CJK_CHAR = re.compile(rf"[{_CJK}]")
 
 
 def _clean(text: str) -> str:
     """One leading space if the word had any whitespace before it; no other whitespace."""
     return (" " if text[:1].isspace() else "") + " ".join(text.split())
+
+
+LINE_WIDTH = 42
+"""Characters per line of standard cues: the BBC's and Netflix's limit for Latin scripts."""
+CJK_LINE_WIDTH = 16
+"""Characters per line of standard cues in Chinese, Japanese and Korean (Netflix: 16 for Chinese and Korean; a CJK
+character is about twice as wide as a Latin letter)."""
+LINE_COUNT = 2
+CUE_SECONDS = 7.0
+"""Longest standard cue (Netflix: 7 s)."""
+CUE_ENDINGS = frozenset(".,;:!?…。，、；：！？")
+PUNCTUATION_BONUS = 200
+"""How much a cue that ends a clause is preferred (about the squared length of a 14-character line)."""
+BALANCE_TOKENS = 200
+"""Longest cue considered, in words: bounds the balancing work on a segment without word timings."""
+
+
+def standard_layout(transcript: Transcript, layout: CueLayout = CueLayout()) -> CueLayout:
+    """The layout of SRT and WebVTT cues: `layout` when it sets a size or asks for segment cues; otherwise at most
+    2 lines of 42 characters (16 where the text is mostly CJK) and 7 s, with `layout`'s highlighting."""
+    if layout.sized or layout.segment_cues:
+        return layout
+    width = CJK_LINE_WIDTH if _mostly_cjk(transcript) else LINE_WIDTH
+    return replace(layout, max_line_width=width, max_line_count=LINE_COUNT, max_cue_duration=CUE_SECONDS)
+
+
+def _mostly_cjk(transcript: Transcript) -> bool:
+    """Whether most letters of the transcript are CJK (by its text, not its language: a translation is English)."""
+    letters = [c for segment in transcript.segments for c in segment.text if c.isalnum()]
+    return 2 * sum(1 for c in letters if _CJK_CHAR.match(c)) > len(letters)
 
 
 def _segment_tokens(segment: Segment) -> list[Token]:
@@ -201,12 +242,14 @@ def build_cues(transcript: Transcript, layout: CueLayout = CueLayout()) -> list[
 
 
 def _word_cues(segment: Segment, layout: CueLayout) -> list[Cue]:
-    """One segment cut into cues that respect the layout's limits."""
+    """One segment cut into as few cues as the layout's limits allow, balanced: of the cuts with that fewest number
+    of cues, the one whose cues are most even in length, preferring cuts after punctuation. (Filling each cue in turn
+    leaves a last word alone on screen for a fraction of a second.)"""
     tokens = _fit_width(_segment_tokens(segment), layout.max_line_width)
-    cues: list[Cue] = []
-    current: list[Token] = []
+    if not tokens:
+        return []
 
-    def fits(candidate: list[Token]) -> bool:
+    def fits(candidate: Sequence[Token]) -> bool:
         if layout.max_words_per_cue is not None and len(candidate) > layout.max_words_per_cue:
             return False
         if layout.max_cue_duration is not None and candidate[-1].end - candidate[0].start > layout.max_cue_duration:
@@ -214,22 +257,43 @@ def _word_cues(segment: Segment, layout: CueLayout) -> list[Cue]:
         lines = _wrap(candidate, layout.max_line_width)
         return layout.max_line_count is None or len(lines) <= layout.max_line_count
 
-    for token in tokens:
-        if current and not fits([*current, token]):
-            cues.append(_cue(current, layout, segment.speaker))
-            current = []
-        current.append(token)
-    if current:
-        cues.append(_cue(current, layout, segment.speaker))
-    return cues
+    # reach[i]: the most tokens from i on that fit in one cue (at least one, however long).
+    reach = []
+    for i in range(len(tokens)):
+        end = i + 1
+        while end < len(tokens) and end - i < BALANCE_TOKENS and fits(tokens[i : end + 1]):
+            end += 1
+        reach.append(end)
+    # best[j]: (cues, unevenness) of the best cut of tokens[:j]; came[j]: where its last cue starts.
+    best: list[tuple[float, float]] = [(0, 0.0)] + [(math.inf, math.inf)] * len(tokens)
+    came = [0] * (len(tokens) + 1)
+    for i in range(len(tokens)):
+        if best[i][0] == math.inf:
+            continue
+        for j in range(i + 1, reach[i] + 1):
+            candidate = (best[i][0] + 1, best[i][1] + _unevenness(tokens[i:j]))
+            if candidate < best[j]:
+                best[j], came[j] = candidate, i
+    cuts, j = [], len(tokens)
+    while j > 0:
+        cuts.append((came[j], j))
+        j = came[j]
+    return [_cue(tokens[i:j], layout, segment.speaker) for i, j in reversed(cuts)]
 
 
-def _cue(tokens: list[Token], layout: CueLayout, speaker: str | None) -> Cue:
+def _unevenness(cue: Sequence[Token]) -> float:
+    """Squared length (so that even cues win), less a bonus when the cue ends a clause or sentence."""
+    text = "".join(token.text for token in cue).strip()
+    return len(text) ** 2 - (PUNCTUATION_BONUS if text[-1:] in CUE_ENDINGS else 0)
+
+
+def _cue(tokens: Sequence[Token], layout: CueLayout, speaker: str | None) -> Cue:
     return Cue(tokens[0].start, tokens[-1].end, tuple(_wrap(tokens, layout.max_line_width)), speaker)
 
 
 def to_srt(transcript: Transcript, layout: CueLayout = CueLayout()) -> str:
     """SubRip: numbered cues, comma decimal separator; karaoke: one cue per word with the word underlined."""
+    layout = standard_layout(transcript, layout)
     blocks: list[str] = []
     for start, end, text in _timed_texts(build_cues(transcript, layout), layout.highlight_words, "<u>", "</u>"):
         stamp = f"{timestamp(start, decimal=',')} --> {timestamp(end, decimal=',')}"
@@ -260,6 +324,7 @@ def _timed_texts(cues: list[Cue], highlight: bool, open_: str, close: str) -> li
 
 def to_vtt(transcript: Transcript, layout: CueLayout = CueLayout()) -> str:
     """WebVTT: voice tags for speakers; karaoke: timestamp tags before each word (styled by `:past`/`:future`)."""
+    layout = standard_layout(transcript, layout)
     header = ["WEBVTT\n"]
     if layout.highlight_words:
         header.append("STYLE\n::cue(:future) { color: #9a9a9a; }\n")
@@ -302,7 +367,7 @@ def to_lrc(transcript: Transcript, layout: CueLayout = CueLayout()) -> str:
 
 
 def to_txt(transcript: Transcript, layout: CueLayout = CueLayout()) -> str:
-    """One cue a line (a segment, without layout options), speaker-labelled when known."""
+    """One cue a line (a segment, without sizes), speaker-labelled when known."""
     return "".join(
         f"{_speaker_label(cue.speaker)}{' '.join(_line_text(line) for line in cue.lines)}\n"
         for cue in build_cues(transcript, layout)

@@ -13,12 +13,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import openai
+from openai.types.chat import ChatCompletionMessageParam
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.models import Summary
 from app.db.types import utcnow
-from app.errors import AppError, LLMFailed, LLMNotConfigured, LLMTimeout, SummaryNotFound
+from app.errors import AppError, LLMNotConfigured, SummaryNotFound, TaskNotFound
+from app.services.llm_client import as_app_error, chat, check_model, make_client, redact_secret
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -102,9 +104,12 @@ class Outcome:
 class Summarizer:
     """Summarises transcripts with one OpenAI-compatible client."""
 
-    def __init__(self, client: openai.AsyncOpenAI, *, context_tokens: int, max_output_tokens: int) -> None:
+    def __init__(
+        self, client: openai.AsyncOpenAI, *, context_tokens: int, max_output_tokens: int, deadline: float
+    ) -> None:
         self.client = client
         self.max_output_tokens = max_output_tokens
+        self.deadline = deadline
         self.budget = context_tokens - max_output_tokens - OVERHEAD_TOKENS
 
     async def summarize(self, pieces: Sequence[str], request: SummaryRequest) -> Outcome:
@@ -144,22 +149,18 @@ class Summarizer:
 
     async def _ask(self, instructions: str, transcript: str, model: str, outcome: Outcome) -> str:
         """One chat completion."""
-        response = await self.client.chat.completions.create(
-            model=model,
-            messages=[
-                {"role": "system", "content": SYSTEM},
-                {"role": "user", "content": f"{instructions}\n\n{transcript}"},
-            ],
-            max_tokens=self.max_output_tokens,
-            temperature=0.2,
+        messages: list[ChatCompletionMessageParam] = [
+            {"role": "system", "content": SYSTEM},
+            {"role": "user", "content": f"{instructions}\n\n{transcript}"},
+        ]
+        answer = await chat(
+            self.client, model=model, messages=messages, max_tokens=self.max_output_tokens, deadline=self.deadline
         )
         outcome.calls += 1  # no await between read and write: concurrent calls cannot interleave here
-        if response.usage is not None:
-            outcome.prompt_tokens += response.usage.prompt_tokens
-            outcome.completion_tokens += response.usage.completion_tokens
-        if not response.choices or not response.choices[0].message.content:
-            raise LLMFailed("The LLM returned an empty answer.")
-        return response.choices[0].message.content.strip()
+        if answer.usage is not None:
+            outcome.prompt_tokens += answer.usage.prompt_tokens
+            outcome.completion_tokens += answer.usage.completion_tokens
+        return answer.text
 
 
 def _language_rule(language: str | None) -> str:
@@ -182,38 +183,6 @@ def _group(partials: list[str], budget: int) -> list[str]:
     return [" ".join(partials[i : i + 2]) for i in range(0, len(partials), 2)]
 
 
-def make_client(settings: Settings) -> openai.AsyncOpenAI:
-    """An OpenAI SDK client for the configured endpoint."""
-    if not settings.llm_configured:
-        raise LLMNotConfigured()
-    key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else "not-needed"
-    return openai.AsyncOpenAI(
-        api_key=key, base_url=settings.llm_base_url or None, timeout=settings.llm_timeout_seconds, max_retries=2
-    )
-
-
-def redact(message: str, settings: Settings) -> str:
-    """An error text without the provider key in it."""
-    if settings.llm_api_key is not None:
-        key = settings.llm_api_key.get_secret_value()
-        if key:
-            message = message.replace(key, "***")
-    return message[:1000]
-
-
-def _as_app_error(exc: Exception, settings: Settings) -> AppError:
-    """The API error for a failed LLM call, with the key removed from whatever the provider said."""
-    if isinstance(exc, AppError):
-        return exc
-    if isinstance(exc, openai.APITimeoutError):
-        return LLMTimeout()
-    if isinstance(exc, openai.APIStatusError):
-        return LLMFailed(redact(f"The LLM endpoint answered {exc.status_code}: {exc.message}", settings))
-    if isinstance(exc, openai.APIConnectionError):
-        return LLMFailed(redact(f"The LLM endpoint could not be reached: {exc.__cause__ or exc}", settings))
-    return LLMFailed(redact(f"The LLM request failed: {type(exc).__name__}: {exc}", settings))
-
-
 async def create_summary(
     *,
     sessions: async_sessionmaker[AsyncSession],
@@ -228,6 +197,7 @@ async def create_summary(
     """
     if not settings.llm_configured:
         raise LLMNotConfigured()
+    check_model(request.model, settings)
     summary = Summary(
         id=str(uuid.uuid4()),
         task_id=task_id,
@@ -260,15 +230,18 @@ async def _run(
     try:
         async with make_client(settings) as client:
             summarizer = Summarizer(
-                client, context_tokens=settings.llm_context_tokens, max_output_tokens=settings.llm_max_output_tokens
+                client,
+                context_tokens=settings.llm_context_tokens,
+                max_output_tokens=settings.llm_max_output_tokens,
+                deadline=settings.llm_timeout_seconds,
             )
             outcome = await summarizer.summarize(pieces, request)
     except Exception as exc:  # every failure is stored on the summary and reported
-        error = _as_app_error(exc, settings)
+        error = as_app_error(exc, settings)
         log.warning("summary %s of task %s failed: %s", summary.id, summary.task_id, error.detail)
     values = {
         "status": "failed" if error else "completed",
-        "text": None if error else outcome.text,
+        "text": None if error else _without_key(outcome.text, settings),
         "error": error.detail if error else None,
         "chunks": outcome.chunks,
         "llm_calls": outcome.calls,
@@ -277,14 +250,24 @@ async def _run(
         "finished_at": utcnow(),
     }
     async with sessions() as session:
-        await session.execute(update(Summary).where(Summary.id == summary.id).values(**values))
+        stored = await session.execute(update(Summary).where(Summary.id == summary.id).values(**values))
         await session.commit()
+    if not getattr(stored, "rowcount", 1):  # the task was deleted meanwhile, and its summaries with it
+        log.info("summary %s of task %s: the task was deleted while it ran", summary.id, summary.task_id)
+        raise TaskNotFound(f"Task {summary.task_id} was deleted while its summary was being written.")
     for name, value in values.items():
         setattr(summary, name, value)
     if error:
         raise error
     log.info("summary %s of task %s: %d parts, %d calls", summary.id, summary.task_id, outcome.chunks, outcome.calls)
     return summary
+
+
+def _without_key(text: str, settings: Settings) -> str:
+    """The answer with any trace of the LLM key masked: a transcript can talk the model into repeating what it was
+    sent, and the summary is shown to the tenant, who must not learn the operator's key."""
+    key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else ""
+    return redact_secret(text, key)
 
 
 async def list_summaries(*, session: AsyncSession, task_id: str) -> list[Summary]:

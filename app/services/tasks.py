@@ -6,27 +6,33 @@ import base64
 import binascii
 import hashlib
 import json
+import unicodedata
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.models import Task, TaskResult
+from app.db.models import Task, TaskDeletion, TaskResult
 from app.db.retry import retry_transient
 from app.db.types import utcnow
 from app.errors import IdempotencyKeyReused, InvalidInput, TaskAlreadyFinished, TaskNotFinished, TaskNotFound
-from app.schemas.tasks import FINISHED, DecodeOptions, Priority, TaskCreate, TaskStatus, TaskType
+from app.schemas.tasks import (
+    FINISHED,
+    CallbackPayload,
+    DecodeOptions,
+    Priority,
+    TaskCreate,
+    TaskStatus,
+    TaskType,
+)
 from app.schemas.transcript import Segment, Transcript
 from app.services import media, outbox, queue
-from app.services.catalog import check_model
+from app.services.admission import Admission, check_limits
 from app.services.media import DecodedMedia
-from app.services.outbound import check_on_face
-from app.services.platforms import detect_platform
-from app.services.webhooks import check_callback_url
 from app.settings import Settings
 
 
@@ -41,34 +47,30 @@ class Creation:
 async def create_task(
     *,
     session: AsyncSession,
-    task_in: TaskCreate,
-    owner: str | None,
+    admission: Admission,
     settings: Settings,
     audio: DecodedMedia | None = None,
     filename: str | None = None,
     idempotency_key: str | None = None,
+    callback_payload: CallbackPayload | None = None,
+    compat_meta: dict[str, Any] | None = None,
 ) -> Creation:
-    """Queue a task for uploaded audio or for `task_in.file_url`; commits.
+    """Queue an admitted task for uploaded audio or for its `file_url`; one short transaction (the per-key limit,
+    the insert, the media), committed.
 
     With an idempotency key, a repeat of the same request (same owner, key, options and media) returns the task the
     first one created, even when both arrive at once; the same key with a different request is refused.
+    A compatibility API gives the callback body its clients expect (`callback_payload`) and what its clients sent
+    that the task does not hold (`compat_meta`).
     """
+    task_in, owner, model, language = admission.task_in, admission.owner, admission.model, admission.language
     if (audio is None) == (task_in.file_url is None):
         raise InvalidInput("Give either an upload or file_url, not both.", field="file_url")
-    model = task_in.model or settings.default_model
-    language = task_in.language or settings.default_language
-    check_model(model=model, task_type=task_in.task_type, language=language, extra=settings.extra_models)
-    check_callback_url(
-        task_in.callback_url,
-        secret_configured=settings.webhook_secret is not None or task_in.callback_secret is not None,
-    )
-    for url in (task_in.file_url, task_in.callback_url):
-        if url:
-            check_on_face(url, allowlist=settings.allowed_hosts)
-    platform = task_in.platform or (detect_platform(task_in.file_url) if task_in.file_url else None)
+    platform = admission.platform
     fingerprint = _fingerprint(task_in, model=model, language=language, audio=audio, filename=filename)
     if idempotency_key and (earlier := await _by_key(session, owner, idempotency_key)):
         return _replay(earlier, fingerprint)
+    await check_limits(session=session, admission=admission)
     options = task_in.decode_options()
     key = (
         content_key(audio.sha256, task_type=task_in.task_type.value, model=model, language=language, options=options)
@@ -101,6 +103,8 @@ async def create_task(
         request_hash=fingerprint,
         callback_url=task_in.callback_url,
         callback_secret=task_in.callback_secret.get_secret_value() if task_in.callback_secret else None,
+        callback_payload=(callback_payload or CallbackPayload(task_in.callback_payload)).value,
+        compat_meta=compat_meta,
         content_hash=key,
         created_at=now,
     )
@@ -169,7 +173,7 @@ async def _complete_from(session: AsyncSession, task: Task, twin_id: str, transc
         task_id=task.id,
         status=TaskStatus.completed,
         callback_url=task.callback_url,
-        text=transcript.text,
+        transcript=transcript,
     )
 
 
@@ -200,7 +204,13 @@ def _replay(earlier: Task, fingerprint: str) -> Creation:
 def _clean_filename(name: str | None) -> str | None:
     if not name:
         return None
-    return name.replace("\\", "/").rsplit("/", 1)[-1][:255] or None
+    # A client's own file name is kept, not refused: path and control characters dropped, cut to the column's size
+    # keeping the extension.
+    name = "".join(c for c in name.replace("\\", "/").rsplit("/", 1)[-1] if unicodedata.category(c) != "Cc")
+    if len(name) > 255:
+        stem, dot, ext = name.rpartition(".")
+        name = stem[: 255 - len(ext) - 1] + dot + ext if dot and len(ext) <= 16 else name[:255]
+    return name or None
 
 
 async def get_task(*, session: AsyncSession, task_id: str, owner: str | None) -> Task:
@@ -209,6 +219,24 @@ async def get_task(*, session: AsyncSession, task_id: str, owner: str | None) ->
     if task is None or (owner is not None and task.owner != owner):
         raise TaskNotFound(f"No task with id {task_id!r}.")
     return task
+
+
+async def get_task_by_number(*, session: AsyncSession, number: int, owner: str | None) -> Task:
+    """The task with this number, if it exists and `owner` may see it (None sees all)."""
+    query = select(Task).where(Task.number == number).execution_options(populate_existing=True)
+    task = await session.scalar(query)
+    if task is None or (owner is not None and task.owner != owner):
+        raise TaskNotFound(f"No task with number {number}.")
+    return task
+
+
+async def results_of(*, session: AsyncSession, tasks: list[Task]) -> dict[str, Transcript]:
+    """The transcripts of those of `tasks` that are completed, by task id."""
+    ids = [task.id for task in tasks if task.status == TaskStatus.completed]
+    if not ids:
+        return {}
+    rows = await session.scalars(select(TaskResult).where(TaskResult.task_id.in_(ids)))
+    return {row.task_id: transcript_of(row) for row in rows}
 
 
 async def get_result(*, session: AsyncSession, task: Task) -> Transcript:
@@ -237,6 +265,7 @@ class TaskFilters:
     """Filters for listing tasks."""
 
     status: TaskStatus | None = None
+    statuses: tuple[TaskStatus, ...] | None = None  # any of these
     priority: Priority | None = None
     task_type: TaskType | None = None
     language: str | None = None
@@ -244,11 +273,14 @@ class TaskFilters:
     created_after: datetime | None = None
     created_before: datetime | None = None
     has_error: bool | None = None
+    has_result: bool | None = None
 
     def apply(self, query: Select[Task]) -> Select[Task]:
         """Add the WHERE clauses."""
         if self.status:
             query = query.where(Task.status == self.status.value)
+        if self.statuses is not None:
+            query = query.where(Task.status.in_([s.value for s in self.statuses]))
         if self.priority:
             query = query.where(Task.priority == self.priority.rank)
         if self.task_type:
@@ -263,6 +295,9 @@ class TaskFilters:
             query = query.where(Task.created_at < self.created_before)
         if self.has_error is not None:
             query = query.where(Task.error_type.is_not(None) if self.has_error else Task.error_type.is_(None))
+        if self.has_result is not None:
+            completed = Task.status == TaskStatus.completed.value
+            query = query.where(completed if self.has_result else ~completed)
         return query
 
 
@@ -291,22 +326,41 @@ async def list_tasks(
     return TaskPageResult(rows[:limit], total, next_cursor)
 
 
+async def list_tasks_by_offset(
+    *, session: AsyncSession, owner: str | None, filters: TaskFilters, limit: int, offset: int
+) -> tuple[list[Task], int]:
+    """Tasks oldest first (in order of creation), `limit` of them after skipping `offset`; and how many match."""
+    query = filters.apply(select(Task))
+    if owner is not None:
+        query = query.where(Task.owner == owner)
+    total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = await session.scalars(query.order_by(Task.created_at, Task.number).offset(offset).limit(limit))
+    return list(rows), total
+
+
 def _encode_cursor(task: Task) -> str:
     raw = json.dumps([task.created_at.isoformat(), task.id]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
 def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """The (created_at, id) a cursor holds; anything a previous page could not have written is refused."""
+    invalid = InvalidInput("The cursor is not valid; pass next_cursor from a previous page.", field="cursor")
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         created, task_id = json.loads(raw)
-        return datetime.fromisoformat(created), str(task_id)
-    except (binascii.Error, ValueError, TypeError) as exc:
-        raise InvalidInput("The cursor is not valid; pass next_cursor from a previous page.", field="cursor") from exc
+        if not isinstance(created, str) or not isinstance(task_id, str):
+            raise invalid
+        when = datetime.fromisoformat(created)
+        if when.tzinfo is None:
+            raise invalid
+        return when.astimezone(UTC), task_id
+    except (binascii.Error, ValueError, TypeError, OverflowError, RecursionError) as exc:
+        raise invalid from exc
 
 
 async def cancel_task(*, session: AsyncSession, task_id: str, owner: str | None) -> Task:
-    """Cancel a queued task at once, or ask a running one to stop at its next heartbeat; commits."""
+    """Cancel a queued task at once, or ask a running one to stop (its worker checks every second); commits."""
     task = await get_task(session=session, task_id=task_id, owner=owner)
     if task.status in FINISHED:
         raise TaskAlreadyFinished(f"Task {task.id} is already {task.status}.")
@@ -324,10 +378,18 @@ async def cancel_task(*, session: AsyncSession, task_id: str, owner: str | None)
     return task
 
 
+DELETIONS_KEPT = timedelta(minutes=10)
+"""How long a deletion stays visible to event streams (their polls read the last few seconds)."""
+
+
 async def delete_task(*, session: AsyncSession, task_id: str, owner: str | None) -> None:
     """Remove a task with its media and result; a running task loses its lease and stops; commits."""
     task = await get_task(session=session, task_id=task_id, owner=owner)
     await media.delete_media(session=session, task_id=task.id)
     await session.execute(delete(TaskResult).where(TaskResult.task_id == task.id))
+    # A tombstone for event streams (which follow only unfinished and recently finished tasks); old ones go.
+    now = utcnow()
+    await session.execute(delete(TaskDeletion).where(TaskDeletion.deleted_at < now - DELETIONS_KEPT))
+    await session.merge(TaskDeletion(task_id=task.id, owner=task.owner, deleted_at=now))
     await session.delete(task)
     await session.commit()

@@ -1,19 +1,124 @@
-// whisper-service web page: plain ES module, no build step. Talks to the same API as every other client.
+// whisper-service web page: plain ES modules, no build step. Talks to the same API as every other client.
+
+import { LANGUAGES, detectLanguage, translate } from "./i18n.js";
 
 const $ = (selector) => document.querySelector(selector);
 const KEY_STORAGE = "whisper-service.api-key";
+const LANGUAGE_STORAGE = "whisper-service.page-language";
+const CHOICES_STORAGE = "whisper-service.choices";
 const FINISHED = ["completed", "failed", "cancelled"];
+const PAGE_SIZE = 20;
+// The choices the page remembers between visits (ids of their form elements), in localStorage.
+const REMEMBERED = ["task-type", "model", "language", "priority", "chinese-script", "word-timestamps", "diarize",
+  "min-speakers", "max-speakers", "format"];
 
 const state = {
   key: localStorage.getItem(KEY_STORAGE) || "",
+  language: "en",
   tasks: new Map(), // id -> task as listed
+  cursor: null, // next_cursor of the last page loaded; null once every page is shown
   localAudio: new Map(), // id -> object URL of a file uploaded from this page
   open: null, // the task whose transcript is shown
   segments: [], // [{start, end, element}]
   events: null, // AbortController of the live stream
 };
 
-// ---- API ------------------------------------------------------------------------------------------------------
+// ---- Words: every visible text comes from i18n.js ---------------------------------------------------------------
+
+function t(key, values) {
+  return translate(state.language, key, values);
+}
+
+/** Show a translatable message in `element`; it follows later language switches. */
+function say(element, key, values = {}) {
+  element.dataset.i18n = key;
+  element.dataset.i18nValues = JSON.stringify(values);
+  element.textContent = t(key, values);
+  element.hidden = false;
+}
+
+/** Show a message as it is (the server's own words), or clear the element and hide it when there is none. */
+function show(element, message) {
+  delete element.dataset.i18n;
+  element.textContent = message || "";
+  element.hidden = !message;
+}
+
+function translatePage(root = document) {
+  for (const element of root.querySelectorAll("[data-i18n]")) {
+    element.textContent = t(element.dataset.i18n, JSON.parse(element.dataset.i18nValues || "{}"));
+  }
+  for (const attribute of ["placeholder", "aria-label"]) {
+    for (const element of root.querySelectorAll(`[data-i18n-${attribute}]`)) {
+      element.setAttribute(attribute, t(element.getAttribute(`data-i18n-${attribute}`)));
+    }
+  }
+}
+
+function setLanguage(language) {
+  state.language = language in LANGUAGES ? language : "en";
+  document.documentElement.lang = state.language;
+  $("#page-language").value = state.language;
+  translatePage();
+  for (const task of state.tasks.values()) upsertTask(task);
+  renderMeta();
+  search();
+}
+
+function setupLanguage() {
+  const select = $("#page-language");
+  for (const [code, name] of Object.entries(LANGUAGES)) {
+    const option = new Option(name, code);
+    option.lang = code; // each language's name in its own script and font
+    select.add(option);
+  }
+  select.addEventListener("change", () => {
+    localStorage.setItem(LANGUAGE_STORAGE, select.value);
+    setLanguage(select.value);
+  });
+  setLanguage(localStorage.getItem(LANGUAGE_STORAGE) || detectLanguage(navigator.languages || [navigator.language]));
+}
+
+// ---- Remembered choices ------------------------------------------------------------------------------------------
+
+function readChoice(element) {
+  return element.type === "checkbox" ? element.checked : element.value;
+}
+
+function writeChoice(element, value) {
+  if (element.type === "checkbox") element.checked = Boolean(value);
+  else if (element.tagName !== "SELECT" || [...element.options].some((option) => option.value === value)) {
+    element.value = value;
+  }
+}
+
+function remembered() {
+  try {
+    return JSON.parse(localStorage.getItem(CHOICES_STORAGE)) || {};
+  } catch {
+    return {};
+  }
+}
+
+/** Put the remembered choices back; selects filled from the server call it again once their options exist. */
+function restoreChoices() {
+  const choices = remembered();
+  for (const id of REMEMBERED) if (id in choices) writeChoice(document.getElementById(id), choices[id]);
+}
+
+function setupChoices() {
+  restoreChoices();
+  for (const id of REMEMBERED) {
+    const element = document.getElementById(id);
+    const save = () => {
+      localStorage.setItem(CHOICES_STORAGE, JSON.stringify({ ...remembered(), [id]: readChoice(element) }));
+    };
+    element.addEventListener("input", save);
+    element.addEventListener("change", save);
+  }
+}
+
+// ---- API ---------------------------------------------------------------------------------------------------------
 
 class ApiError extends Error {}
 
@@ -26,7 +131,7 @@ async function api(path, options = {}) {
   try {
     response = await fetch(path, { ...options, headers: headers(options.headers) });
   } catch (error) {
-    throw new ApiError(`The server could not be reached (${error.message}).`);
+    throw new ApiError(t("error.unreachable", { error: error.message }));
   }
   if (!response.ok) throw new ApiError(await describeError(response));
   if (response.status === 204) return null;
@@ -40,19 +145,14 @@ async function describeError(response) {
     const body = await response.json();
     const detail = body.detail || body.error?.message || body.title;
     const fields = (body.errors || []).map((e) => `${e.field}: ${e.message}`).join("; ");
-    if (response.status === 401) return `${detail} Enter a valid API key above.`;
+    if (response.status === 401) return `${detail} ${t("error.key")}`;
     return [detail, fields].filter(Boolean).join(" — ") || `HTTP ${response.status}`;
   } catch {
     return `HTTP ${response.status} ${response.statusText}`;
   }
 }
 
-function show(element, message) {
-  element.textContent = message || "";
-  element.hidden = !message;
-}
-
-// ---- Key and setup -------------------------------------------------------------------------------------------
+// ---- Key and setup -----------------------------------------------------------------------------------------------
 
 function setupKey() {
   const input = $("#api-key");
@@ -66,25 +166,41 @@ function setupKey() {
   });
 }
 
+function addOption(select, value, key, values) {
+  const option = new Option("", value);
+  option.dataset.i18n = key;
+  option.dataset.i18nValues = JSON.stringify(values || {});
+  option.textContent = t(key, values);
+  select.add(option);
+}
+
 async function loadOptions() {
   const caps = await api("/v1/capabilities");
+  // "Server default (X)" sends nothing (WHISPER_DEFAULT_CHINESE_SCRIPT applies); "As the model writes" sends `none`.
   const scripts = $("#chinese-script");
-  scripts.length = 1;
-  for (const script of caps.chinese_scripts) scripts.add(new Option(script[0].toUpperCase() + script.slice(1), script));
+  scripts.length = 0;
+  const fallback = caps.default_chinese_script || "none";
+  if (fallback === "none") addOption(scripts, "", "script.defaultNone");
+  else addOption(scripts, "", "script.defaultIs", { script: { key: `script.${fallback}` } });
+  addOption(scripts, "none", "script.none");
+  for (const script of caps.chinese_scripts) if (script !== "none") addOption(scripts, script, `script.${script}`);
   $("#summarize").dataset.available = caps.summaries ? "yes" : "";
   try {
     const models = await api("/v1/models");
     const select = $("#model");
     select.length = 1;
     for (const model of models.data) {
-      if (model.id !== "whisper-1") select.add(new Option(model.id === caps.default_model ? `${model.id} (default)` : model.id, model.id));
+      if (model.id === "whisper-1") continue;
+      if (model.id === caps.default_model) addOption(select, model.id, "model.isDefault", { model: model.id });
+      else select.add(new Option(model.id, model.id));
     }
   } catch (error) {
     show($("#list-error"), error.message);
   }
+  restoreChoices();
 }
 
-// ---- Creating tasks ------------------------------------------------------------------------------------------
+// ---- Creating tasks ----------------------------------------------------------------------------------------------
 
 function options() {
   const values = {
@@ -106,7 +222,9 @@ function setupCreate() {
   const fileInput = $("#file");
   const zone = $("#drop-zone");
   fileInput.addEventListener("change", () => {
-    $("#file-name").textContent = fileInput.files[0] ? `Selected: ${fileInput.files[0].name}` : "";
+    const file = fileInput.files[0];
+    if (file) say($("#file-name"), "file.selected", { name: file.name });
+    else show($("#file-name"), "");
   });
   for (const name of ["dragenter", "dragover"]) {
     zone.addEventListener(name, (event) => {
@@ -127,10 +245,11 @@ function setupCreate() {
     show($("#create-error"), "");
     const file = fileInput.files[0];
     const url = $("#file-url").value.trim();
-    if (!file && !url) return show($("#create-error"), "Choose a file or paste a link first.");
+    if (!file && !url) return say($("#create-error"), "create.nothing");
     const submit = $("#submit");
     submit.disabled = true;
-    $("#create-status").textContent = file ? `Uploading ${file.name}…` : "Creating the task…";
+    if (file) say($("#create-status"), "create.uploading", { name: file.name });
+    else say($("#create-status"), "create.creating");
     try {
       let task;
       if (file) {
@@ -146,12 +265,14 @@ function setupCreate() {
           body: JSON.stringify({ ...options(), file_url: url }),
         });
       }
-      $("#create-status").textContent = `Task created: ${task.filename || task.source_url || task.id}.`;
-      form.reset();
-      $("#file-name").textContent = "";
+      say($("#create-status"), "create.done", { name: taskName(task) });
+      // The media goes; the options stay as the user chose them.
+      fileInput.value = "";
+      $("#file-url").value = "";
+      show($("#file-name"), "");
       upsertTask(task);
     } catch (error) {
-      $("#create-status").textContent = "";
+      show($("#create-status"), "");
       show($("#create-error"), error.message);
     } finally {
       submit.disabled = false;
@@ -159,58 +280,107 @@ function setupCreate() {
   });
 }
 
-// ---- Task list -----------------------------------------------------------------------------------------------
+// ---- Task list: newest first, a page at a time ----------------------------------------------------------------
 
 async function loadTasks() {
   const status = $("#status-filter").value;
-  const query = new URLSearchParams({ limit: "50", ...(status ? { status } : {}) });
+  const query = new URLSearchParams({ limit: String(PAGE_SIZE), ...(status ? { status } : {}) });
   try {
     const page = await api(`/v1/tasks?${query}`);
+    closeTranscript();
     state.tasks.clear();
     $("#task-list").replaceChildren();
-    for (const task of page.items.reverse()) upsertTask(task);
+    state.cursor = null; // so that every task of this page is shown
+    for (const task of page.items) upsertTask(task);
+    state.cursor = page.next_cursor;
+    showListEnd();
     show($("#list-error"), "");
   } catch (error) {
     show($("#list-error"), error.message);
   }
 }
 
+async function loadMore() {
+  const button = $("#more");
+  const status = $("#status-filter").value;
+  const query = new URLSearchParams({ limit: String(PAGE_SIZE), cursor: state.cursor, ...(status ? { status } : {}) });
+  button.disabled = true;
+  try {
+    const page = await api(`/v1/tasks?${query}`);
+    const cursor = page.next_cursor;
+    state.cursor = null;
+    for (const task of page.items) upsertTask(task);
+    state.cursor = cursor;
+    showListEnd();
+  } catch (error) {
+    show($("#list-error"), error.message);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function showListEnd() {
+  $("#more").hidden = !state.cursor;
+  $("#no-tasks").hidden = state.tasks.size > 0 || Boolean(state.cursor);
+}
+
 function taskName(task) {
   return task.filename || task.source_url || task.id;
+}
+
+function newerThan(a, b) {
+  return Date.parse(a.created_at) > Date.parse(b.created_at) || (a.created_at === b.created_at && a.id > b.id);
+}
+
+/** Where a task not yet shown goes: before the first older one. Null when it belongs to a page not loaded yet. */
+function placeFor(task) {
+  for (const item of $("#task-list").children) {
+    if (newerThan(task, state.tasks.get(item.dataset.id))) return { before: item };
+  }
+  return state.cursor ? null : { before: null };
 }
 
 function upsertTask(task) {
   const filter = $("#status-filter").value;
   let item = document.getElementById(`task-${task.id}`);
   if (filter && task.status !== filter) {
-    item?.remove();
+    if (item) removeTask(task.id);
     return;
   }
-  state.tasks.set(task.id, task);
   if (!item) {
+    const place = placeFor(task);
+    if (!place) return;
     item = document.createElement("li");
     item.id = `task-${task.id}`;
+    item.dataset.id = task.id;
     item.innerHTML = `
-      <div><div class="name"></div><div class="state"><span class="badge"></span> <span class="detail"></span></div></div>
+      <div class="about">
+        <div class="name"></div>
+        <div class="state"><span class="badge"></span> <span class="detail"></span></div>
+      </div>
       <div class="actions">
-        <button type="button" class="secondary" data-action="open">Open</button>
-        <button type="button" class="secondary" data-action="cancel">Cancel</button>
-        <button type="button" class="secondary" data-action="delete">Delete</button>
+        <button type="button" class="secondary" data-action="open" data-i18n="action.open"></button>
+        <button type="button" class="secondary" data-action="cancel" data-i18n="action.cancel"></button>
+        <button type="button" class="secondary" data-action="delete" data-i18n="action.delete"></button>
       </div>
       <progress max="100" value="0"></progress>`;
-    item.querySelector(".name").textContent = taskName(task);
-    item.querySelector("progress").setAttribute("aria-label", `Progress of ${taskName(task)}`);
-    item.addEventListener("click", (event) => {
+    item.querySelector(".actions").addEventListener("click", (event) => {
       const action = event.target.dataset?.action;
       if (action) taskAction(action, task.id);
     });
-    $("#task-list").prepend(item);
+    $("#task-list").insertBefore(item, place.before);
   }
+  state.tasks.set(task.id, task);
+  showListEnd();
   item.dataset.status = task.status;
+  item.querySelector(".name").textContent = taskName(task);
+  item.querySelector("progress").setAttribute("aria-label", t("progress.of", { name: taskName(task) }));
+  translatePage(item.querySelector(".actions"));
   const badge = item.querySelector(".badge");
-  badge.textContent = task.status;
+  badge.textContent = t(`status.${task.status}`);
   badge.className = `badge ${task.status}`;
-  const details = [`${task.progress}%`, task.language, task.duration ? `${task.duration.toFixed(1)} s` : null];
+  const duration = task.duration ? t("seconds", { n: task.duration.toFixed(1) }) : null;
+  const details = [`${task.progress}%`, task.language, duration];
   if (task.error) details.push(`${task.error.type}: ${task.error.message}`);
   item.querySelector(".detail").textContent = details.filter(Boolean).join(" · ");
   item.querySelector("progress").value = task.progress;
@@ -224,7 +394,7 @@ async function taskAction(action, id) {
     if (action === "open") return await openTranscript(id);
     if (action === "cancel") return upsertTask(await api(`/v1/tasks/${id}/cancel`, { method: "POST" }));
     if (action === "delete") {
-      if (!confirm("Delete this task and its transcript?")) return;
+      if (!confirm(t("confirm.delete"))) return;
       await api(`/v1/tasks/${id}`, { method: "DELETE" });
       removeTask(id);
     }
@@ -234,12 +404,13 @@ async function taskAction(action, id) {
 }
 
 function removeTask(id) {
+  if (state.open?.id === id) closeTranscript();
   state.tasks.delete(id);
   document.getElementById(`task-${id}`)?.remove();
-  if (state.open?.id === id) $("#transcript").hidden = true;
+  showListEnd();
 }
 
-// ---- Live updates: server-sent events read with fetch (EventSource cannot send the API key) -----------------
+// ---- Live updates: server-sent events read with fetch (EventSource cannot send the API key) ---------------------
 
 async function follow() {
   state.events?.abort();
@@ -249,14 +420,15 @@ async function follow() {
     try {
       const response = await fetch("/v1/tasks/events", { headers: headers(), signal: controller.signal });
       if (!response.ok) throw new ApiError(await describeError(response));
-      $("#live").textContent = "Live";
+      say($("#live"), "live");
       await readEvents(response.body, (name, data) => {
         if (name === "task") upsertTask(data);
         if (name === "deleted") removeTask(data.id);
       });
     } catch (error) {
       if (controller.signal.aborted) return;
-      $("#live").textContent = error instanceof ApiError ? error.message : "Reconnecting…";
+      if (error instanceof ApiError) show($("#live"), error.message);
+      else say($("#live"), "reconnecting");
     }
     await new Promise((resolve) => setTimeout(resolve, 2000));
   }
@@ -284,7 +456,7 @@ async function readEvents(body, onEvent) {
   }
 }
 
-// ---- Transcript ----------------------------------------------------------------------------------------------
+// ---- Transcript: opens inside its task's list item, where the user clicked --------------------------------------
 
 function clock(seconds) {
   const whole = Math.floor(seconds);
@@ -299,11 +471,13 @@ async function openTranscript(id) {
   show($("#transcript-error"), "");
   try {
     const task = await api(`/v1/tasks/${id}`);
+    const item = document.getElementById(`task-${id}`);
+    if (!item) return;
+    const moved = section.parentElement !== item;
     state.open = task;
+    item.append(section);
     section.hidden = false;
-    $("#transcript-meta").textContent = [taskName(task), task.result?.language, task.result ? `${task.result.duration.toFixed(1)} s` : null]
-      .filter(Boolean)
-      .join(" · ");
+    renderMeta();
     const player = $("#player");
     const audio = state.localAudio.get(id) || (task.source === "url" ? task.source_url : null);
     player.hidden = !audio;
@@ -313,11 +487,26 @@ async function openTranscript(id) {
     $("#summarize").hidden = !$("#summarize").dataset.available;
     show($("#summary"), "");
     $("#search").value = "";
-    $("#search-count").textContent = "";
-    section.scrollIntoView({ behavior: "smooth", block: "start" });
+    show($("#search-count"), "");
+    if (moved) item.scrollIntoView({ behavior: "smooth", block: "start" });
   } catch (error) {
     show($("#transcript-error"), error.message);
   }
+}
+
+function renderMeta() {
+  const task = state.open;
+  const duration = task?.result ? t("seconds", { n: task.result.duration.toFixed(1) }) : null;
+  const parts = task ? [taskName(task), task.result?.language, duration] : [];
+  $("#transcript-meta").textContent = parts.filter(Boolean).join(" · ");
+}
+
+function closeTranscript() {
+  const section = $("#transcript");
+  section.hidden = true;
+  $("#player").pause();
+  $("#transcript-home").append(section);
+  state.open = null;
 }
 
 function renderSegments(segments) {
@@ -386,11 +575,13 @@ function search() {
       span.replaceChildren(segment.text.slice(0, at), mark, segment.text.slice(at + query.length));
     }
   }
-  $("#search-count").textContent = query ? `${hits} matching segment${hits === 1 ? "" : "s"}` : "";
+  if (query) say($("#search-count"), hits === 1 ? "search.one" : "search.many", { n: hits });
+  else show($("#search-count"), "");
 }
 
-async function download(format) {
+async function download() {
   const task = state.open;
+  const format = $("#format").value;
   try {
     const response = await api(`/v1/tasks/${task.id}/subtitles?format=${format}`);
     const blob = await response.blob();
@@ -409,7 +600,7 @@ async function download(format) {
 async function summarize() {
   const button = $("#summarize");
   button.disabled = true;
-  show($("#summary"), "Summarizing…");
+  say($("#summary"), "summarizing");
   try {
     const summary = await api(`/v1/tasks/${state.open.id}/summaries`, {
       method: "POST",
@@ -429,14 +620,18 @@ function setupTranscript() {
   $("#player").addEventListener("timeupdate", followPlayback);
   $("#player").addEventListener("seeked", followPlayback);
   $("#search").addEventListener("input", search);
-  for (const button of document.querySelectorAll(".downloads [data-format]")) {
-    button.addEventListener("click", () => download(button.dataset.format));
-  }
+  $("#download").addEventListener("click", download);
   $("#summarize").addEventListener("click", summarize);
+  $("#close-transcript").addEventListener("click", () => {
+    const item = document.getElementById(`task-${state.open?.id}`);
+    closeTranscript();
+    item?.querySelector('[data-action="open"]').focus();
+  });
   $("#status-filter").addEventListener("change", loadTasks);
+  $("#more").addEventListener("click", loadMore);
 }
 
-// ---- Start ---------------------------------------------------------------------------------------------------
+// ---- Start -------------------------------------------------------------------------------------------------------
 
 async function start() {
   show($("#list-error"), "");
@@ -449,6 +644,8 @@ async function start() {
   follow();
 }
 
+setupLanguage();
+setupChoices();
 setupKey();
 setupCreate();
 setupTranscript();

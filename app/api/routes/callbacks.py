@@ -29,7 +29,7 @@ async def list_callbacks(task_id: TaskId, session: SessionDep, principal: Princi
             url=event.url,
             status=event.status,
             created_at=event.created_at,
-            next_attempt_at=event.next_attempt_at,
+            next_attempt_at=event.next_attempt_at if event.status == "pending" else None,
             delivered_at=event.delivered_at,
             attempts=[
                 DeliveryAttempt(
@@ -53,7 +53,8 @@ async def list_callbacks(task_id: TaskId, session: SessionDep, principal: Princi
     response_model=CallbackList,
     status_code=202,
     summary="Redeliver callbacks",
-    description="Queue every event of the task for delivery again, with the same webhook-id.",
+    description="Queue the task's delivered and failed events for delivery again, with the same webhook-id "
+    "(pending events keep their retry schedule).",
 )
 async def redeliver_callbacks(task_id: TaskId, session: SessionDep, principal: PrincipalDep) -> CallbackList:
     """Send the task's events again."""

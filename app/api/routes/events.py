@@ -5,20 +5,19 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
-from datetime import timedelta
+from collections.abc import AsyncGenerator
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
-from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.types import Receive, Scope, Send
 
 from app.api.deps import PrincipalDep, SessionDep
-from app.api.routes.tasks import TaskId, summary_of
-from app.db.models import Task
-from app.db.types import utcnow
-from app.schemas.tasks import FINISHED, TaskStatus
+from app.api.routes.tasks import TaskId
+from app.schemas.tasks import TaskSummary
 from app.services import tasks as task_service
+from app.services.auth import Principal
+from app.services.events import StreamSlots, TaskWatch
 
 router = APIRouter(prefix="/v1/tasks", tags=["tasks"])
 
@@ -27,46 +26,34 @@ KEEPALIVE_SECONDS = 15.0
 SSE_DESCRIPTION = (
     "`text/event-stream`. A `task` event carries the task as `GET /v1/tasks` lists it, each time its status, "
     'progress, attempts or error change; `deleted` carries `{"id"}`; a comment line every 15 s keeps proxies from '
-    "closing the stream. Browsers' EventSource cannot send an Authorization header: read the stream with fetch()."
+    "closing the stream. Browsers' EventSource cannot send an Authorization header: read the stream with fetch(). "
+    "A key may hold WHISPER_MAX_EVENT_STREAMS streams open per API node (429 past it)."
 )
+STREAM_RESPONSES: dict[int | str, dict[str, object]] = {
+    200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}},
+    429: {"description": "Too many open streams for this key."},
+}
 
 
 def _event(name: str, data: object) -> str:
     return f"event: {name}\ndata: {json.dumps(data, default=str, separators=(',', ':'))}\n\n"
 
 
-async def _stream(
-    sessions: async_sessionmaker[AsyncSession], *, owner: str | None, task_id: str | None
-) -> AsyncIterator[str]:
-    """Poll the database and emit what changed; a single task's stream ends once it has finished."""
-    sent: dict[str, tuple[object, ...]] = {}
-    since = utcnow() - timedelta(seconds=5)
+async def _stream(sessions: async_sessionmaker[AsyncSession], watch: TaskWatch) -> AsyncGenerator[str, None]:
+    """Poll and emit what changed; a single task's stream ends once it has finished."""
     last_write = time.monotonic()
     yield "retry: 2000\n\n"
     while True:
         async with sessions() as session:
-            query = select(Task)
-            if task_id is not None:
-                query = query.where(Task.id == task_id)
-            else:
-                unfinished = Task.status.in_([TaskStatus.queued.value, TaskStatus.running.value])
-                query = query.where(or_(unfinished, Task.finished_at >= since))
-            if owner is not None:
-                query = query.where(Task.owner == owner)
-            tasks = list(await session.scalars(query.execution_options(populate_existing=True)))
+            changes = await watch.poll(session)
             await session.commit()
-        seen = {task.id for task in tasks}
-        for task in tasks:
-            state = (task.status, task.progress, task.attempts, task.error_type)
-            if sent.get(task.id) != state:
-                sent[task.id] = state
-                yield _event("task", summary_of(task).model_dump(mode="json"))
-                last_write = time.monotonic()
-        for gone in [known for known in sent if known not in seen]:  # deleted meanwhile
-            del sent[gone]
+        for task in changes.tasks:
+            yield _event("task", TaskSummary.from_task(task).model_dump(mode="json"))
+            last_write = time.monotonic()
+        for gone in changes.deleted:
             yield _event("deleted", {"id": gone})
             last_write = time.monotonic()
-        if task_id is not None and (not tasks or tasks[0].status in FINISHED):
+        if changes.finished:
             return
         if time.monotonic() - last_write > KEEPALIVE_SECONDS:
             yield ": keep-alive\n\n"
@@ -74,9 +61,29 @@ async def _stream(
         await asyncio.sleep(POLL_SECONDS)
 
 
-def _response(stream: AsyncIterator[str]) -> StreamingResponse:
-    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
+class EventStream(StreamingResponse):
+    """An SSE response holding one of its key's stream slots until it ends, however it ends."""
+
+    def __init__(self, stream: AsyncGenerator[str, None], slots: StreamSlots, key: str) -> None:
+        slots.take(key)
+        self._slots, self._key = slots, key
+        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        self._stream = stream
+        super().__init__(stream, media_type="text/event-stream", headers=headers)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._slots.give_back(self._key)
+            await self._stream.aclose()
+
+
+def _open(request: Request, principal: Principal, task_id: str | None) -> EventStream:
+    watch = TaskWatch(owner=principal.scope, task_id=task_id)
+    slots: StreamSlots = request.app.state.stream_slots
+    key = principal.name or (request.client.host if request.client else "anonymous")
+    return EventStream(_stream(request.app.state.sessions, watch), slots, key)
 
 
 @router.get(
@@ -85,11 +92,11 @@ def _response(stream: AsyncIterator[str]) -> StreamingResponse:
     description="Status and progress of the caller's unfinished tasks, and of those that finish while the stream "
     "is open. " + SSE_DESCRIPTION,
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}}},
+    responses=STREAM_RESPONSES,
 )
 async def all_task_events(request: Request, principal: PrincipalDep) -> StreamingResponse:
     """A stream of task changes."""
-    return _response(_stream(request.app.state.sessions, owner=principal.scope, task_id=None))
+    return _open(request, principal, None)
 
 
 @router.get(
@@ -98,7 +105,7 @@ async def all_task_events(request: Request, principal: PrincipalDep) -> Streamin
     description="The task's status and progress as they change; the stream ends when the task has finished. "
     + SSE_DESCRIPTION,
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}}, 404: {"description": "No such task."}},
+    responses={**STREAM_RESPONSES, 404: {"description": "No such task."}},
 )
 async def task_events(
     task_id: TaskId, request: Request, session: SessionDep, principal: PrincipalDep
@@ -106,4 +113,4 @@ async def task_events(
     """A stream of one task's changes."""
     await task_service.get_task(session=session, task_id=task_id, owner=principal.scope)
     await session.commit()
-    return _response(_stream(request.app.state.sessions, owner=principal.scope, task_id=task_id))
+    return _open(request, principal, task_id)

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Literal
 
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.api.deps import SettingsDep
-from app.db.migrate import schema_head
 from app.services import metrics
+from app.services.health import readiness
 
 router = APIRouter(tags=["health"])
-READY_TIMEOUT_SECONDS = 5.0
 
 
 class Health(BaseModel):
@@ -33,7 +30,13 @@ class Readiness(BaseModel):
     expected_schema: str = Field(description="The revision this code needs.", examples=["0006"])
 
 
-@router.get("/health", response_model=Health, summary="Liveness", description="200 while the process runs.")
+@router.get(
+    "/health",
+    response_model=Health,
+    tags=["distributed"],
+    summary="Liveness",
+    description="200 while the process runs; no key needed. Also the distributed Whisper service's health check.",
+)
 async def health() -> Health:
     """Always ok while the process serves requests."""
     return Health()
@@ -49,20 +52,15 @@ async def health() -> Health:
 )
 async def ready(request: Request, response: Response) -> Readiness:
     """Database reachable and schema at head."""
-    expected = schema_head()
-    sessions: async_sessionmaker[AsyncSession] = request.app.state.sessions
-    try:
-        async with asyncio.timeout(READY_TIMEOUT_SECONDS), sessions() as session:
-            version = await session.scalar(text("SELECT version_num FROM alembic_version"))
-    except Exception as exc:  # any failure means not ready; say which
+    state = await readiness(request.app.state.sessions)
+    if not state.ready:
         response.status_code = 503
-        reason = "timed out" if isinstance(exc, TimeoutError) else f"{type(exc).__name__}: {str(exc)[:200]}"
-        return Readiness(status="unavailable", database=reason, schema_version=None, expected_schema=expected)
-    if version != expected:
-        response.status_code = 503
-        reason = f"schema at {version}, expected {expected}: run `whisper-service migrate`"
-        return Readiness(status="unavailable", database=reason, schema_version=version, expected_schema=expected)
-    return Readiness(status="ready", database="ok", schema_version=version, expected_schema=expected)
+    return Readiness(
+        status="ready" if state.ready else "unavailable",
+        database=state.database,
+        schema_version=state.schema_version,
+        expected_schema=state.expected_schema,
+    )
 
 
 @router.get(

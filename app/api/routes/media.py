@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
-from typing import Annotated
 
-from fastapi import APIRouter, Form, UploadFile
+from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse
-from starlette.background import BackgroundTask
+from starlette.datastructures import UploadFile
 
+from app.api.bodies import content_type_of, group, merge_query, validate
 from app.api.deps import SettingsDep
-from app.api.intake import upload_chunks
-from app.services.extraction import CODECS, AudioFormat, check_request, extract_audio
-from app.services.media import spool_to_file
+from app.api.extract import TemporaryFileResponse, extract_upload
+from app.api.limits import UPLOAD_ERRORS, read_form, takes_upload
+from app.api.openapi import options_openapi
+from app.errors import InvalidInput, UnsupportedMediaType
+from app.schemas.extraction import ExtractOptions
+from app.services.extraction import CODECS
+from app.settings import Settings
 
 router = APIRouter(prefix="/v1/media", tags=["media"])
 
@@ -21,35 +24,34 @@ router = APIRouter(prefix="/v1/media", tags=["media"])
 @router.post(
     "/extract-audio",
     summary="Extract audio",
-    description="Upload audio or video; get its first audio track back as wav, flac, mp3 or opus, streamed.",
+    description="Upload audio or video as a multipart `file`; get its first audio track back as wav, flac, mp3 or "
+    "opus, streamed. Options are form fields or query parameters; an unknown one is refused (422). Audio longer than "
+    "WHISPER_MAX_AUDIO_SECONDS, or a result larger than WHISPER_MAX_EXTRACT_BYTES, is refused (422).",
     response_class=FileResponse,
-    responses={200: {"content": {codec.media_type: {} for codec in CODECS.values()}}},
+    responses={200: {"content": {codec.media_type: {} for codec in CODECS.values()}}, **UPLOAD_ERRORS},
+    openapi_extra=options_openapi(ExtractOptions, media_type="multipart/form-data", file="The audio or video file."),
 )
-async def extract(
-    settings: SettingsDep,
-    file: Annotated[UploadFile, Form(description="The audio or video file.")],
-    output_format: Annotated[
-        AudioFormat, Form(description="wav, flac, mp3 or opus.", examples=["wav"])
-    ] = AudioFormat.wav,
-    sample_rate: Annotated[int, Form(ge=8000, le=48000, description="Samples per second.", examples=[16000])] = 16000,
-    channels: Annotated[int, Form(ge=1, le=2, description="1 (mono) or 2 (stereo).", examples=[1])] = 1,
-    bit_depth: Annotated[
-        int, Form(description="Bits per sample: 16, 24 or 32 (wav); 16 or 24 (flac).", examples=[16])
-    ] = 16,
-) -> FileResponse:
+@takes_upload
+async def extract(request: Request, settings: SettingsDep) -> FileResponse:
     """The converted audio as a download; the temporary files are removed once it is sent."""
-    check_request(output_format, sample_rate=sample_rate, bit_depth=bit_depth)
-    source = await spool_to_file(upload_chunks(file), limit=settings.max_upload_bytes)
+    if content_type_of(request) != "multipart/form-data":
+        raise UnsupportedMediaType("Send multipart/form-data with the media as a `file` field.")
+    form = await read_form(request)
     try:
-        output = await asyncio.to_thread(
-            extract_audio, source, output_format, sample_rate=sample_rate, channels=channels, bit_depth=bit_depth
-        )
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise InvalidInput("Give the media as a `file` upload.", field="file")
+        fields = group((k, v) for k, v in form.multi_items() if k != "file")
+        query = group(request.query_params.multi_items())
+        options: ExtractOptions = validate(ExtractOptions, merge_query(fields, query, ExtractOptions))
+        return await _extract(upload, options, settings)
     finally:
-        source.unlink(missing_ok=True)
+        await form.close()
+
+
+async def _extract(file: UploadFile, options: ExtractOptions, settings: Settings) -> FileResponse:
+    output = await extract_upload(file, options, settings)
     stem = Path(file.filename or "audio").stem or "audio"
-    return FileResponse(
-        output,
-        media_type=CODECS[output_format].media_type,
-        filename=f"{stem}.{output_format.value}",
-        background=BackgroundTask(output.unlink, missing_ok=True),
+    return TemporaryFileResponse(
+        output, media_type=CODECS[options.output_format].media_type, filename=f"{stem}.{options.output_format.value}"
     )

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Request
+from fastapi import APIRouter, Request
 from fastapi import Path as PathParam
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.api.bodies import content_type_of, group, merge_query, read_json_object, validate
 from app.api.deps import PrincipalDep, SessionDep, SettingsDep
+from app.api.openapi import options_openapi
 from app.api.routes.tasks import TaskId
 from app.db.models import Summary
+from app.errors import UnsupportedMediaType
 from app.schemas.summaries import SummaryCreate, SummaryDetail, SummaryList, SummaryUsage
 from app.services import summaries
 from app.services import tasks as task_service
@@ -48,7 +51,12 @@ def detail_of(summary: Summary) -> SummaryDetail:
     description="Summarise a completed task's transcript with the configured OpenAI-compatible LLM. Long "
     "transcripts are summarised in parts that fit the model's context, then combined. The summary is stored "
     "(also when it fails) and listed under the task. 503 when no LLM is configured, 502/504 when the LLM fails.",
-    responses={409: {"description": "The task is not completed."}, 503: {"description": "No LLM configured."}},
+    responses={
+        409: {"description": "The task is not completed."},
+        415: {"description": "A body that is not JSON."},
+        503: {"description": "No LLM configured."},
+    },
+    openapi_extra=options_openapi(SummaryCreate, media_type="application/json"),
 )
 async def create_summary(
     task_id: TaskId,
@@ -56,10 +64,9 @@ async def create_summary(
     session: SessionDep,
     settings: SettingsDep,
     principal: PrincipalDep,
-    options: Annotated[SummaryCreate | None, Body()] = None,
 ) -> SummaryDetail:
     """Run a summary now and return it."""
-    options = options or SummaryCreate()
+    options = await _options(request)
     task = await task_service.get_task(session=session, task_id=task_id, owner=principal.scope)
     transcript = await task_service.get_result(session=session, task=task)
     await session.commit()  # no transaction stays open while the LLM answers
@@ -76,6 +83,19 @@ async def create_summary(
         settings=settings,
     )
     return detail_of(summary)
+
+
+async def _options(request: Request) -> SummaryCreate:
+    """Options from a JSON body (optional) and the query string, none ignored (422 naming an unknown one)."""
+    body: dict[str, Any] = {}
+    if await request.body():
+        if content_type_of(request) != "application/json":
+            raise UnsupportedMediaType("Send the summary options as application/json (or in the query string).")
+        body = await read_json_object(request)
+    options: SummaryCreate = validate(
+        SummaryCreate, merge_query(body, group(request.query_params.multi_items()), SummaryCreate)
+    )
+    return options
 
 
 @router.get(

@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import datetime
+import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi import Path as PathParam
-from fastapi.exceptions import RequestValidationError
-from pydantic import ValidationError
+from pydantic import BeforeValidator
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import UploadFile
 
+from app.api.bodies import content_type_of, explicit_filename, group, merge_query, read_json_object, validate
 from app.api.deps import PrincipalDep, SessionDep, SettingsDep
 from app.api.intake import decode_upload, upload_chunks
-from app.api.openapi import CREATE_TASK_OPENAPI
+from app.api.limits import read_form, takes_upload
+from app.api.openapi import CREATE_TASK_OPENAPI, platform_openapi
 from app.db.models import Task
 from app.errors import InvalidInput, NoMediaGiven, UnsupportedMediaType
 from app.schemas.subtitles import SubtitleLayout
@@ -24,7 +25,6 @@ from app.schemas.tasks import (
     Priority,
     TaskCreate,
     TaskDetail,
-    TaskError,
     TaskPage,
     TaskStatus,
     TaskSummary,
@@ -32,8 +32,7 @@ from app.schemas.tasks import (
 )
 from app.schemas.transcript import Transcript
 from app.services import tasks as task_service
-from app.services.auth import check_concurrency
-from app.services.catalog import check_model
+from app.services.admission import Admission, admit
 from app.services.media import DecodedMedia
 from app.services.platforms import detect_platform, find_url
 from app.services.subtitles import MEDIA_TYPES, SubtitleFormat, render
@@ -41,6 +40,9 @@ from app.settings import Settings
 
 router = APIRouter(prefix="/v1/tasks", tags=["tasks"])
 
+RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})?")
+"""A date-time as the OpenAPI schema's `date-time` format (RFC 3339) says, seconds included; a missing time zone is
+refused afterwards with its own message."""
 FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 RAW_TYPES = ("audio/", "video/", "application/octet-stream")
 TaskId = Annotated[
@@ -48,78 +50,65 @@ TaskId = Annotated[
 ]
 
 
+def _iso_only(value: object) -> object:
+    """Only RFC 3339 text: pydantic would also take seconds since 1970, or a time without seconds, which the schema
+    does not allow."""
+    if isinstance(value, str) and not RFC3339.fullmatch(value):
+        raise ValueError("must be an ISO 8601 date-time with seconds and a time zone, e.g. 2026-01-01T00:00:00Z")
+    return value
+
+
+IsoDateTime = Annotated[datetime, BeforeValidator(_iso_only)]
+
+
 def parse_task_create(data: dict[str, Any]) -> TaskCreate:
-    """Validate task options; errors name the field, as FastAPI's own validation does."""
-    try:
-        return TaskCreate.model_validate(data)
-    except ValidationError as exc:
-        raise RequestValidationError(exc.errors(include_url=False, include_context=False)) from exc
+    """Validate task options; errors name the field."""
+    task_in: TaskCreate = validate(TaskCreate, data)
+    return task_in
 
 
-def _group(items: Iterable[tuple[str, Any]]) -> dict[str, Any]:
-    """Form or query pairs to a dict; a repeated key becomes a list (e.g. several temperatures)."""
-    grouped: dict[str, Any] = {}
-    for key, value in items:
-        if key in grouped:
-            previous = grouped[key]
-            grouped[key] = [*previous, value] if isinstance(previous, list) else [previous, value]
-        else:
-            grouped[key] = value
-    return grouped
-
-
-def _check(task_in: TaskCreate, settings: Settings) -> None:
-    check_model(
-        model=task_in.model or settings.default_model,
-        task_type=task_in.task_type,
-        language=task_in.language or settings.default_language,
-        extra=settings.extra_models,
-    )
-
-
-async def _read_request(request: Request, settings: Settings) -> tuple[TaskCreate, DecodedMedia | None, str | None]:
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+async def _read_request(
+    request: Request, settings: Settings, owner: str
+) -> tuple[Admission, DecodedMedia | None, str | None]:
+    """Options from the body and the query string (any body type), admitted before any upload is decoded."""
+    content_type = content_type_of(request)
+    query = group(request.query_params.multi_items())
     if content_type in FORM_TYPES:
-        form = await request.form(max_files=1, max_fields=64)
+        form = await read_form(request)
         try:
             upload = form.get("file")
-            fields = _group((k, v) for k, v in form.multi_items() if k != "file")
-            task_in = parse_task_create(fields)
+            fields = group((k, v) for k, v in form.multi_items() if k != "file")
+            # An upload may be renamed by `filename` (a field or a query parameter); its own name otherwise.
+            renamed = explicit_filename(fields.pop("filename", None)) or explicit_filename(query.pop("filename", None))
+            task_in = parse_task_create(merge_query(fields, query, TaskCreate))
             if isinstance(upload, UploadFile):
                 if task_in.file_url:
                     raise InvalidInput("Give either a file or file_url, not both.", field="file_url")
-                _check(task_in, settings)
-                return task_in, await decode_upload(upload_chunks(upload), settings), upload.filename
+                admission = admit(task_in, owner=owner, settings=settings)
+                return admission, await decode_upload(upload_chunks(upload), settings), renamed or upload.filename
             if upload is not None:
                 raise InvalidInput("The `file` field must be a file upload, not text.", field="file")
         finally:
             await form.close()
     elif content_type == "application/json":
-        try:
-            body = await request.json()
-        except ValueError as exc:
-            raise InvalidInput(f"The request body is not valid JSON: {exc}") from exc
-        if not isinstance(body, dict):
-            raise InvalidInput("The JSON body must be an object with task fields.")
-        task_in = parse_task_create(body)
+        task_in = parse_task_create(merge_query(await read_json_object(request), query, TaskCreate))
     elif content_type.startswith(RAW_TYPES):
-        query = _group(request.query_params.multi_items())
-        filename = query.pop("filename", None)
+        filename = explicit_filename(query.pop("filename", None))
         task_in = parse_task_create(query)
         if task_in.file_url:
             raise InvalidInput("A raw body upload cannot also give file_url.", field="file_url")
-        _check(task_in, settings)
-        return task_in, await decode_upload(request.stream(), settings), filename
+        admission = admit(task_in, owner=owner, settings=settings)
+        return admission, await decode_upload(request.stream(), settings), filename
     elif content_type:
         raise UnsupportedMediaType(
             f"Content-Type {content_type!r} is not accepted: use multipart/form-data with a `file` field, "
             "a raw audio/*, video/* or application/octet-stream body, or application/json with `file_url`."
         )
     else:
-        task_in = parse_task_create(dict(request.query_params))
+        task_in = parse_task_create(query)
     if task_in.file_url is None:
         raise NoMediaGiven()
-    return task_in, None, None
+    return admit(task_in, owner=owner, settings=settings), None, None
 
 
 @router.post(
@@ -135,8 +124,17 @@ async def _read_request(request: Request, settings: Settings) -> tuple[TaskCreat
         "over-long or over-large input is refused with a problem+json error and no task."
     ),
     openapi_extra=CREATE_TASK_OPENAPI,
-    responses={413: {"description": "Upload too large"}, 415: {"description": "Unsupported media"}},
+    responses={
+        200: {
+            "model": TaskDetail,
+            "description": "A repeat of an earlier request with the same Idempotency-Key: "
+            "its task, with the header `Idempotent-Replayed: true`.",
+        },
+        413: {"description": "Upload too large"},
+        415: {"description": "Unsupported media"},
+    },
 )
+@takes_upload
 async def create_task(
     request: Request,
     response: Response,
@@ -155,13 +153,11 @@ async def create_task(
     ] = None,
 ) -> TaskDetail:
     """Create a task from the request body."""
-    await check_concurrency(session=session, owner=principal.name, limit=settings.max_concurrent_tasks)
-    task_in, audio, filename = await _read_request(request, settings)
+    admission, audio, filename = await _read_request(request, settings, principal.name)
     try:
         creation = await task_service.create_task(
             session=session,
-            task_in=task_in,
-            owner=principal.name,
+            admission=admission,
             settings=settings,
             audio=audio,
             filename=filename,
@@ -188,10 +184,10 @@ async def list_tasks(
     ] = None,
     model: Annotated[str | None, Query(description="Model name.", examples=["base"])] = None,
     created_after: Annotated[
-        datetime | None, Query(description="Created at or after (ISO 8601).", examples=["2026-01-01T00:00:00Z"])
+        IsoDateTime | None, Query(description="Created at or after (ISO 8601).", examples=["2026-01-01T00:00:00Z"])
     ] = None,
     created_before: Annotated[
-        datetime | None, Query(description="Created before (ISO 8601).", examples=["2026-12-31T00:00:00Z"])
+        IsoDateTime | None, Query(description="Created before (ISO 8601).", examples=["2026-12-31T00:00:00Z"])
     ] = None,
     has_error: Annotated[
         bool | None, Query(description="Only failed (true) or not failed (false).", examples=[True])
@@ -206,23 +202,34 @@ async def list_tasks(
     ] = None,
 ) -> TaskPage:
     """One page of tasks matching the filters."""
-    for name, value in (("created_after", created_after), ("created_before", created_before)):
-        if value is not None and value.tzinfo is None:
-            raise InvalidInput(f"{name} needs a time zone, e.g. 2026-01-01T00:00:00Z.", field=name)
     filters = task_service.TaskFilters(
         status=status,
         priority=priority,
         task_type=task_type,
         language=language,
         model=model,
-        created_after=created_after,
-        created_before=created_before,
+        created_after=_utc("created_after", created_after),
+        created_before=_utc("created_before", created_before),
         has_error=has_error,
     )
     page = await task_service.list_tasks(
         session=session, owner=principal.scope, filters=filters, limit=limit, cursor=cursor
     )
-    return TaskPage(items=[summary_of(t) for t in page.items], total=page.total, next_cursor=page.next_cursor)
+    return TaskPage(
+        items=[TaskSummary.from_task(t) for t in page.items], total=page.total, next_cursor=page.next_cursor
+    )
+
+
+def _utc(name: str, value: datetime | None) -> datetime | None:
+    """The time in UTC; 422 naming the parameter without a time zone or outside the years 1-9999 in UTC."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise InvalidInput(f"{name} needs a time zone, e.g. 2026-01-01T00:00:00Z.", field=name)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as exc:
+        raise InvalidInput(f"{name} lies outside the years 1 to 9999 in UTC.", field=name) from exc
 
 
 @router.get("/{task_id}", response_model=TaskDetail, summary="Get a task", description="Status, progress, result.")
@@ -236,11 +243,11 @@ async def get_task(task_id: TaskId, session: SessionDep, principal: PrincipalDep
     "/{task_id}/cancel",
     response_model=TaskDetail,
     summary="Cancel a task",
-    description="A queued task is cancelled at once; a running one stops at its next heartbeat (409 if finished).",
+    description="A queued task is cancelled at once, a running one at its next segment or batch (409 if finished).",
 )
 async def cancel_task(task_id: TaskId, session: SessionDep, principal: PrincipalDep) -> TaskDetail:
     """Cancel the task and keep its record."""
-    return _detail(await task_service.cancel_task(session=session, task_id=task_id, owner=principal.scope), None)
+    return TaskDetail.of(await task_service.cancel_task(session=session, task_id=task_id, owner=principal.scope))
 
 
 @router.delete(
@@ -270,9 +277,11 @@ async def get_result(task_id: TaskId, session: SessionDep, principal: PrincipalD
 @router.get(
     "/{task_id}/subtitles",
     summary="Export the transcript",
-    description="SRT, WebVTT, LRC, plain text, TSV or JSON. Without layout options each segment is a cue; with them, "
-    "cues are built from word timings (spread by length when the task has none) within the given limits. Cues never "
-    "overlap, never cross a speaker change and stay inside the audio.",
+    description="SRT, WebVTT, LRC, plain text, TSV or JSON. Cues are built from word timings (spread by length when "
+    "the task has none) within the given limits; without any, SRT and WebVTT cues have at most 2 lines of 42 "
+    "characters (16 for Chinese, Japanese and Korean) and last at most 7 s, and the other formats give one cue per "
+    "segment (`segment_cues=true`: one cue per segment in every format). Cues never overlap, never cross a speaker "
+    "change and stay inside the audio.",
     response_class=Response,
     responses={200: {"content": {media_type: {} for media_type in MEDIA_TYPES.values()}}},
 )
@@ -298,64 +307,19 @@ def _ascii(name: str) -> str:
     return "".join(c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in name) or "transcript"
 
 
-def _summary_fields(task: Task) -> dict[str, Any]:
-    return {
-        "id": task.id,
-        "status": task.status,
-        "task_type": task.task_type,
-        "priority": Priority.from_rank(task.priority),
-        "model": task.model,
-        "language": task.language,
-        "progress": task.progress,
-        "source": task.source,
-        "platform": (task.source_meta or {}).get("platform"),
-        "filename": task.filename,
-        "source_url": task.source_url,
-        "duration": task.media_duration,
-        "attempts": task.attempts,
-        "error": TaskError(type=task.error_type, message=task.error_message or "") if task.error_type else None,
-        "created_at": task.created_at,
-        "started_at": task.started_at,
-        "finished_at": task.finished_at,
-        "processing_seconds": task.processing_seconds,
-    }
-
-
-def summary_of(task: Task) -> TaskSummary:
-    """The task as lists show it."""
-    return TaskSummary(**_summary_fields(task))
-
-
 async def _detail_with_result(session: AsyncSession, task: Task) -> TaskDetail:
     """The task, with its transcript when it is completed."""
     result = await task_service.get_result(session=session, task=task) if task.status == "completed" else None
-    return _detail(task, result)
-
-
-def _detail(task: Task, result: Transcript | None) -> TaskDetail:
-    return TaskDetail(
-        **_summary_fields(task),
-        options=task.options,
-        source_meta=task.source_meta,
-        callback_url=task.callback_url,
-        reused_from=task.reused_from,
-        result=result,
-    )
+    return TaskDetail.of(task, result)
 
 
 async def _body_fields(request: Request) -> dict[str, Any]:
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    content_type = content_type_of(request)
     if content_type == "application/json":
-        try:
-            body = await request.json()
-        except ValueError as exc:
-            raise InvalidInput(f"The request body is not valid JSON: {exc}") from exc
-        if not isinstance(body, dict):
-            raise InvalidInput("The JSON body must be an object.")
-        return body
+        return await read_json_object(request)
     if content_type in FORM_TYPES:
-        form = await request.form(max_files=0, max_fields=64)
-        return _group(form.multi_items())
+        form = await read_form(request, max_files=0)
+        return group(form.multi_items())
     raise UnsupportedMediaType("Send application/json or a form with `url` or `text`.")
 
 
@@ -363,7 +327,7 @@ def _platform_route(platform: str) -> None:
     async def create_platform_task(
         request: Request, session: SessionDep, settings: SettingsDep, principal: PrincipalDep
     ) -> TaskDetail:
-        fields = await _body_fields(request)
+        fields = merge_query(await _body_fields(request), group(request.query_params.multi_items()), TaskCreate)
         shared = fields.pop("url", None) or fields.pop("text", None)
         if not shared:
             raise InvalidInput("Give `url` (a share link) or `text` (share text that contains one).", field="url")
@@ -372,12 +336,13 @@ def _platform_route(platform: str) -> None:
             raise InvalidInput("No http(s) link was found in the text.", field="text")
         if detect_platform(url) != platform:
             raise InvalidInput(f"{url} is not a {platform} link.", field="url")
-        await check_concurrency(session=session, owner=principal.name, limit=settings.max_concurrent_tasks)
+        for name in ("file_url", "platform"):
+            if name in fields:
+                raise InvalidInput(f"{name} is set by this route; give the link as `url`.", field=name)
         task_in = parse_task_create({**fields, "file_url": url, "platform": platform})
-        creation = await task_service.create_task(
-            session=session, task_in=task_in, owner=principal.name, settings=settings
-        )
-        return _detail(creation.task, None)
+        admission = admit(task_in, owner=principal.name, settings=settings)
+        creation = await task_service.create_task(session=session, admission=admission, settings=settings)
+        return TaskDetail.of(creation.task)
 
     router.add_api_route(
         f"/{platform}",
@@ -389,6 +354,8 @@ def _platform_route(platform: str) -> None:
         description=f"JSON or form with `url` (a {platform} share or short link) or `text` (share text containing "
         "one), plus any task option. The worker fetches the audio.",
         name=f"create_{platform}_task",
+        openapi_extra=platform_openapi(platform),
+        responses={415: {"description": "Not JSON or a form."}},
     )
 
 

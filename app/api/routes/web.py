@@ -21,7 +21,15 @@ class Capabilities(BaseModel):
     summaries: bool = Field(description="Whether an LLM is configured for summaries.", examples=[True])
     default_model: str = Field(description="Model used when a request names none.", examples=["base"])
     max_upload_bytes: int = Field(description="Largest accepted upload.", examples=[1073741824])
-    chinese_scripts: list[str] = Field(description="Values of `chinese_script`.", examples=[["traditional"]])
+    chinese_scripts: list[str] = Field(
+        description="Scripts `chinese_script` converts to (besides `none`, as the model writes).",
+        examples=[["traditional"]],
+    )
+    default_chinese_script: str = Field(
+        description="Script used when a request names none (WHISPER_DEFAULT_CHINESE_SCRIPT); `none`: as the model "
+        "writes.",
+        examples=["none"],
+    )
     auth_required: bool = Field(description="Whether requests need an API key.", examples=[True])
 
 
@@ -44,6 +52,7 @@ async def capabilities(request: Request, settings: SettingsDep) -> Capabilities:
         summaries=settings.llm_configured,
         default_model=settings.default_model,
         max_upload_bytes=settings.max_upload_bytes,
-        chinese_scripts=[script.value for script in ChineseScript],
-        auth_required=request.app.state.keyring.enabled,
+        chinese_scripts=[script.value for script in ChineseScript if script is not ChineseScript.none],
+        default_chinese_script=settings.default_chinese_script,
+        auth_required=await request.app.state.authenticator.required(),
     )

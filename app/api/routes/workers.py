@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.api.deps import SessionDep, SettingsDep
+from app.api.deps import PrincipalDep, SessionDep, SettingsDep
 from app.schemas.workers import WorkerList, WorkerOut
 from app.services import workers
 
@@ -15,26 +15,15 @@ router = APIRouter(prefix="/v1/workers", tags=["workers"])
     "",
     response_model=WorkerList,
     summary="List workers",
-    description="Every worker process with its host, pid, devices, loaded models, running tasks and last heartbeat.",
+    description="Every worker process with its host, pid, devices, loaded models, running task count and last "
+    "heartbeat; the ids of running tasks (any tenant's) are shown to admin keys only.",
 )
-async def list_workers(session: SessionDep, settings: SettingsDep) -> WorkerList:
+async def list_workers(session: SessionDep, settings: SettingsDep, principal: PrincipalDep) -> WorkerList:
     """Workers, most recently started first."""
     return WorkerList(
         items=[
-            WorkerOut(
-                id=w.id,
-                host=w.host,
-                pid=w.pid,
-                device=w.device,
-                device_index=w.device_index,
-                compute_type=w.compute_type,
-                concurrency=w.concurrency,
-                models=w.models,
-                running=w.running,
-                started_at=w.started_at,
-                heartbeat_at=w.heartbeat_at,
-                stopped_at=w.stopped_at,
-                alive=workers.is_alive(w, reap_seconds=settings.reap_seconds),
+            WorkerOut.from_record(
+                w, alive=workers.is_alive(w, reap_seconds=settings.reap_seconds), show_tasks=principal.admin
             )
             for w in await workers.list_workers(session=session)
         ]
