@@ -1,1 +1,2 @@
-"""Fetching media from URLs: direct links now, platform pages through yt-dlp later (issue 5)."""
+"""Fetching media from URLs: direct links (direct.py), pages through yt-dlp under the outbound policy (ytdlp.py,
+guarded.py)."""

