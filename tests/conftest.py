@@ -109,7 +109,9 @@ async def wait_for(predicate: Callable[[], Any], *, timeout: float = 60.0, inter
 
 
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"test-webhook-secret-32-bytes-long").decode()
-MARIADB_URL = os.environ.get("WHISPER_TEST_MYSQL_URL", "mysql+asyncmy://root@127.0.0.1:3306/test")
+# A user with a password (created by .ci/mariadb.sh), as in every real deployment: a URL that loses its password on the
+# way to the driver cannot pass.
+MARIADB_URL = os.environ.get("WHISPER_TEST_MYSQL_URL", "mysql+asyncmy://whisper:ws-test-p%40ss@127.0.0.1:3306/test")
 
 
 @asynccontextmanager
@@ -119,7 +121,7 @@ async def fresh_mariadb() -> AsyncIterator[str]:
     server = create_engine(MARIADB_URL)
     async with server.begin() as conn:
         await conn.exec_driver_sql(f"CREATE DATABASE {name} CHARACTER SET utf8mb4")
-    url = str(make_url(MARIADB_URL).set(database=name))
+    url = make_url(MARIADB_URL).set(database=name).render_as_string(hide_password=False)
     engine = create_engine(url)
     await upgrade_to_head(engine)
     await engine.dispose()
@@ -232,8 +234,9 @@ async def run_worker(
 
 @pytest.fixture(scope="session")
 def real_engine(model_cache: Path) -> FasterWhisperEngine:
-    """faster-whisper with the bundled models, shared by every test that needs the real model."""
-    return FasterWhisperEngine(ModelPool(PoolConfig(cache_dir=model_cache, device="cpu")), batch_size=8)
+    """faster-whisper with the bundled models, shared by every test that needs the real model; windows of tasks
+    running at once share batches, as by default."""
+    return FasterWhisperEngine(ModelPool(PoolConfig(cache_dir=model_cache, device="cpu")), batch_size=8, batching=True)
 
 
 @pytest.fixture
@@ -256,3 +259,14 @@ def llm() -> Iterator[str]:
     yield f"http://127.0.0.1:{server.server_address[1]}/v1"
     server.shutdown()
     server.server_close()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """`-m model` / `-m "not model"` must split the suite truthfully: a test that takes the real engine is marked."""
+    unmarked = [
+        item.nodeid
+        for item in items
+        if "real_engine" in getattr(item, "fixturenames", ()) and item.get_closest_marker("model") is None
+    ]
+    if unmarked:
+        raise pytest.UsageError(f"these tests load the real model but lack @pytest.mark.model: {unmarked}")

@@ -7,10 +7,12 @@ import time
 from collections.abc import Callable
 
 import numpy as np
+from faster_whisper.tokenizer import _LANGUAGE_CODES
 
+from app.errors import TranscriptionInterrupted
 from app.schemas.transcript import Segment, Transcript
 from app.services.media import SAMPLE_RATE
-from workers.engine import EngineInfo, TranscriptionInterrupted, TranscriptionRequest
+from workers.engine import EngineInfo, TranscriptionRequest
 
 
 class FakeEngine:
@@ -44,6 +46,8 @@ class FakeEngine:
         self.started.set()
         if self.fail_with is not None:
             raise self.fail_with
+        if request.language is not None and request.language not in _LANGUAGE_CODES:
+            raise ValueError(f"'{request.language}' is not a valid language code")  # as faster-whisper does
         segments = []
         start = 0.0
         while start < duration:
@@ -67,3 +71,30 @@ class FakeEngine:
         return Transcript(
             text=text, language=request.language or "en", language_probability=1.0, duration=duration, segments=segments
         )
+
+
+class StallingEngine(FakeEngine):
+    """Produces no segment until asked to stop (a long batch or temperature fallback); after `give_up_seconds`
+    without a stop request it returns a transcript like FakeEngine. `stopped` tells which happened."""
+
+    def __init__(self, *, give_up_seconds: float) -> None:
+        super().__init__()
+        self.give_up_seconds = give_up_seconds
+        self.stopped = threading.Event()
+
+    def transcribe(
+        self,
+        audio: np.ndarray,
+        request: TranscriptionRequest,
+        *,
+        on_segment: Callable[[Segment], None],
+        should_stop: Callable[[], bool],
+    ) -> Transcript:
+        self.started.set()
+        deadline = time.monotonic() + self.give_up_seconds
+        while time.monotonic() < deadline:
+            if should_stop():
+                self.stopped.set()
+                raise TranscriptionInterrupted()
+            time.sleep(0.05)
+        return super().transcribe(audio, request, on_segment=on_segment, should_stop=lambda: False)

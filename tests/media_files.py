@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import wave
 from fractions import Fraction
 from pathlib import Path
 
@@ -67,4 +69,59 @@ def write_video(path: Path, *, seconds: float, audio: np.ndarray | None, rate: i
                 for piece in resampler.resample(frame):
                     out.mux(sound.encode(piece))
             out.mux(sound.encode(None))
+    return path
+
+
+def image_bytes(codec: str) -> bytes:
+    """A tiny still image encoded with `codec` (png or mjpeg, i.e. a JPEG file)."""
+    context = av.CodecContext.create(codec, "w")
+    assert isinstance(context, av.VideoCodecContext)
+    pixels = "rgb24" if codec == "png" else "yuvj420p"
+    context.width, context.height, context.pix_fmt, context.time_base = 16, 16, pixels, Fraction(1, 25)
+    frame = av.VideoFrame.from_ndarray(np.zeros((16, 16, 3), dtype=np.uint8), format="rgb24").reformat(format=pixels)
+    return b"".join(bytes(packet) for packet in [*context.encode(frame), *context.encode(None)])
+
+
+# Files that are plainly not media: each must be refused as 415 "not audio or video".
+NOT_MEDIA = {
+    "png": ("picture.png", lambda: image_bytes("png")),
+    "jpeg": ("photo.jpg", lambda: image_bytes("mjpeg")),
+    "pdf": (
+        "paper.pdf",
+        lambda: b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog >>\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n",
+    ),
+}
+
+
+def tone_wav(seconds: float = 0.2, *, frequency: float = 440.0, rate: int = 16_000) -> bytes:
+    """A short 16-bit mono WAV of a sine tone (vary `frequency` to get distinct files)."""
+    t = np.arange(int(seconds * rate)) / rate
+    samples = (0.3 * 32767 * np.sin(2 * np.pi * frequency * t)).astype("<i2")
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(samples.tobytes())
+    return buffer.getvalue()
+
+
+def silent_flac(path: Path, *, seconds: float, rate: int = 8000, declare_length: bool = True) -> Path:
+    """A long FLAC of silence, small on disk; without `declare_length` its header says nothing of its duration."""
+    with av.open(str(path), "w", format="flac") as out:
+        stream = out.add_stream("flac", rate=rate, layout="mono")
+        step = 4096
+        silence = np.zeros((1, step), dtype=np.int16)
+        for start in range(0, int(seconds * rate), step):
+            frame = av.AudioFrame.from_ndarray(silence, format="s16", layout="mono")
+            frame.sample_rate, frame.pts = rate, start
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    if not declare_length:
+        data = bytearray(path.read_bytes())
+        # STREAMINFO (right after "fLaC" and its 4-byte block header): the low 36 bits of bytes 18-25 count the
+        # samples; 0 means "unknown", as a streamed encoder writes it. The MD5 after it stays (unchecked).
+        field = int.from_bytes(data[18:26], "big") & ~((1 << 36) - 1)
+        data[18:26] = field.to_bytes(8, "big")
+        path.write_bytes(bytes(data))
     return path

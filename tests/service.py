@@ -55,6 +55,9 @@ class Service:
                     return
             except httpx.TransportError:
                 time.sleep(0.2)
+        self.proc.kill()  # not left running behind the failed test
+        self.proc.wait()
+        self.log.close()
         raise AssertionError("the service did not come up within 60 s")
 
     def stop(self) -> int:

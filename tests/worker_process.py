@@ -22,9 +22,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db.engine import create_engine, session_factory
 from app.db.retry import is_transient
+from app.errors import TranscriptionInterrupted
 from app.schemas.transcript import Segment, Transcript
 from app.settings import get_settings
-from workers.engine import EngineInfo, TranscriptionInterrupted, TranscriptionRequest
+from workers.engine import EngineInfo, TranscriptionRequest
 from workers.worker import Worker
 
 metadata = MetaData()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 from pathlib import Path
 
@@ -120,6 +121,44 @@ def _write(path: Path, data: bytes) -> Path:
     return path
 
 
+def _wav_declaring_channels(path: Path, channels: int) -> Path:
+    """8-bit PCM WAV whose header declares `channels` (65,535 fits the header; FFmpeg cannot decode it)."""
+    data = b"\x80" * channels * 10
+    fmt = struct.pack("<IHHIIHH", 16, 1, channels, 16000, 16000 * channels, channels, 8)
+    riff = b"WAVE" + b"fmt " + fmt + b"data" + struct.pack("<I", len(data)) + data
+    return _write(path, b"RIFF" + struct.pack("<I", len(riff)) + riff)
+
+
+FFCONCAT = b"ffconcat version 1.0\nfile /etc/passwd\nfile jfk.wav\n"
+
+
+@pytest.mark.parametrize(
+    ("build", "status", "problem", "needle"),
+    [
+        (lambda d: _write(d / "list.ffconcat", FFCONCAT), 415, "UnsupportedMedia", "text, not audio or video"),
+        (lambda d: _write(d / "list.wav", FFCONCAT), 415, "UnsupportedMedia", "text, not audio or video"),
+        (lambda d: _wav_declaring_channels(d / "wide.wav", 65535), 422, "UnreadableMedia", "declares 65535 channels"),
+    ],
+    ids=["ffconcat", "ffconcat-named-wav", "wav-65535-channels"],
+)
+@pytest.mark.parametrize("path", ["/v1/tasks", "/v1/media/extract-audio"])
+async def test_crafted_files_get_a_clear_message(
+    client: httpx.AsyncClient,
+    tmp_path: Path,
+    path: str,
+    build: Callable[[Path], Path],
+    status: int,
+    problem: str,
+    needle: str,
+) -> None:
+    """No "Invalid argument" from FFmpeg: text is not media (415), an impossible channel count says so (422)."""
+    media = build(tmp_path)
+    response = await client.post(path, files={"file": (media.name, media.read_bytes())})
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["type"].endswith(problem) and needle in body["detail"] and "Invalid argument" not in body["detail"]
+
+
 @pytest.mark.parametrize("case", sorted(BAD_INPUTS))
 async def test_bad_media_is_refused_and_creates_no_task(
     case: str, client: httpx.AsyncClient, sessions: Sessions, tmp_path: Path, jfk_pcm: np.ndarray
@@ -217,6 +256,27 @@ async def test_validation_error_names_the_field(client: httpx.AsyncClient) -> No
     assert response.status_code == 422
     fields = {e["field"] for e in response.json()["errors"]}
     assert fields == {"temperature", "priority"}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs", "field"),
+    [
+        ("POST", "/v1/tasks", {"json": {"file_url": "https://e.com/a.mp3", "model": "nope"}}, "model"),
+        ("POST", "/v1/tasks/tiktok", {"json": {"text": "no link in here"}}, "text"),
+        ("GET", "/v1/tasks", {"params": {"cursor": "!!!"}}, "cursor"),
+        ("GET", "/v1/tasks", {"params": {"created_after": "2026-01-01T00:00:00"}}, "created_after"),
+    ],
+)
+async def test_every_invalid_field_is_named_in_errors(
+    client: httpx.AsyncClient, method: str, path: str, kwargs: dict[str, object], field: str
+) -> None:
+    """The README documents `errors` naming each invalid field: the service's own checks answer the same shape."""
+    response = await client.request(method, path, **kwargs)  # type: ignore[arg-type]
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert [e["field"] for e in body["errors"]] == [field], body
+    assert body["errors"][0]["message"] == body["detail"]
+    assert "field" not in body
 
 
 async def test_file_and_file_url_together(client: httpx.AsyncClient) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import threading
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,9 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.models import MediaChunk, Task, TaskResult
 from app.errors import UnreadableMedia
+from app.settings import Settings
 from tests.audio import clip
 from tests.conftest import wait_for
-from tests.fakes import FakeEngine
+from tests.fakes import FakeEngine, StallingEngine
+from workers.worker import Worker
 
 Sessions = async_sessionmaker[AsyncSession]
 StartWorker = Callable[..., Awaitable[Any]]
@@ -148,6 +153,21 @@ async def test_cancel_queued_and_running(
         assert await session.scalar(select(func.count()).select_from(MediaChunk)) == 0
 
 
+async def test_cancel_reaches_a_running_task_between_heartbeats(
+    client: httpx.AsyncClient, run_worker: StartWorker
+) -> None:
+    """No segment and no heartbeat for minutes (one long batch): the worker's per-second check still sees the cancel
+    and stops the engine, instead of waiting for the batch to end."""
+    created = await upload(client)
+    engine = StallingEngine(give_up_seconds=120)
+    await run_worker(engine, heartbeat_seconds=150, lease_seconds=300)
+    await wait_status(client, created["id"], "running")
+    assert (await client.post(f"/v1/tasks/{created['id']}/cancel")).json()["status"] == "running"
+    cancelled = await wait_status(client, created["id"], "cancelled", "completed", timeout=150)
+    assert engine.stopped.is_set(), "the engine ran until it gave up: the cancel was not passed on"
+    assert cancelled["status"] == "cancelled" and cancelled["result"] is None
+
+
 async def test_delete_removes_task_media_and_result(
     client: httpx.AsyncClient, sessions: Sessions, run_worker: StartWorker
 ) -> None:
@@ -178,6 +198,85 @@ async def test_deleting_a_running_task_stops_it(
         return counts == [0, 0]
 
     await wait_for(nothing_left, timeout=10)
+
+
+async def test_deleting_a_running_task_is_logged_as_a_deletion_not_a_fault(
+    client: httpx.AsyncClient, run_worker: StartWorker, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A user deleting their running task is normal: INFO saying so, no WARNING about a lost lease."""
+    caplog.set_level(logging.INFO)
+    created = await upload(client)
+    engine = StallingEngine(give_up_seconds=120)
+    await run_worker(engine, heartbeat_seconds=150, lease_seconds=300)
+    await wait_for(lambda: asyncio.sleep(0, engine.started.is_set()), timeout=30)  # decoding, not loading media
+    assert (await client.delete(f"/v1/tasks/{created['id']}")).status_code == 204
+
+    def stop_line() -> logging.LogRecord | None:
+        lines = [r for r in caplog.records if r.name == "workers.worker" and ": stopped" in r.getMessage()]
+        return lines[0] if lines else None
+
+    async def stopped() -> logging.LogRecord | None:
+        return stop_line()
+
+    line = await wait_for(stopped, timeout=150)
+    assert engine.stopped.is_set()
+    assert "the task was deleted" in line.getMessage() and line.levelno == logging.INFO, line.getMessage()
+    assert getattr(line, "task_id", None) == created["id"]
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+class MediaGoneEngine(FakeEngine):
+    """Reads media until the test deletes the task, then fails as a read of vanished media does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.deleted = threading.Event()
+
+    def transcribe(self, audio: Any, request: Any, **kwargs: Any) -> Any:
+        self.started.set()
+        self.deleted.wait(60)
+        raise UnreadableMedia("the media was removed while it was read")
+
+
+async def test_a_task_deleted_while_its_media_is_read_is_logged_as_a_deletion(
+    client: httpx.AsyncClient, run_worker: StartWorker, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Deleting a task removes its media: a worker still reading it fails, and that is the owner's action, not a
+    fault (INFO, no WARNING, no error recorded anywhere)."""
+    caplog.set_level(logging.INFO)
+    created = await upload(client)
+    engine = MediaGoneEngine()
+    await run_worker(engine, heartbeat_seconds=150, lease_seconds=300)
+    await wait_for(lambda: asyncio.sleep(0, engine.started.is_set()), timeout=30)
+    assert (await client.delete(f"/v1/tasks/{created['id']}")).status_code == 204
+    engine.deleted.set()
+
+    async def stopped() -> list[str] | None:
+        lines = [r.getMessage() for r in caplog.records if r.name == "workers.worker" and ": stopped" in r.getMessage()]
+        return lines or None
+
+    lines = await wait_for(stopped, timeout=60)
+    assert len(lines) == 1 and "the task was deleted" in lines[0], lines
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+async def test_a_task_given_back_at_shutdown_is_named_in_its_log_line(
+    client: httpx.AsyncClient, sessions: Sessions, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    created = await upload(client)
+    engine = StallingEngine(give_up_seconds=120)
+    worker = Worker(
+        sessions=sessions, engine=engine, settings=settings.model_copy(update={"shutdown_grace_seconds": 0.1})
+    )
+    stop = asyncio.Event()
+    running = asyncio.create_task(worker.run(stop))
+    await wait_status(client, created["id"], "running")
+    stop.set()
+    await asyncio.wait_for(running, timeout=60)
+    [line] = [r for r in caplog.records if "given back to the queue" in r.getMessage()]
+    assert getattr(line, "task_id", None) == created["id"]
+    assert (await client.get(f"/v1/tasks/{created['id']}")).json()["status"] == "queued"
 
 
 @pytest.mark.parametrize("path", ["", "/result", "/subtitles", "/cancel"])
@@ -244,6 +343,8 @@ async def test_list_filters_pagination_and_total(
         ({"cursor": "!!!"}, "cursor"),
         ({"created_after": "yesterday"}, "created_after"),
         ({"created_after": "2026-01-01T00:00:00"}, "created_after"),
+        ({"created_after": "2026-01-01T00:00Z"}, "created_after"),  # no seconds: not the schema's date-time
+        ({"created_before": "2026-01-01 00:00:00Z"}, "created_before"),
     ],
 )
 async def test_list_rejects_bad_parameters(client: httpx.AsyncClient, params: dict[str, Any], field: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,8 +15,6 @@ import pytest
 from tests.audio import clip, reference, wer
 from tests.service import Service
 
-pytestmark = pytest.mark.model
-
 
 def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -23,25 +22,49 @@ def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.model
 def test_transcribe_writes_subtitles_next_to_the_files(tmp_path: Path, model_cache: Path) -> None:
     env = {"WHISPER_DATA_DIR": str(tmp_path), "WHISPER_MODEL_CACHE_DIR": str(model_cache)}
-    result = cli(
-        "transcribe", str(clip("jfk.wav")), "--output-dir", str(tmp_path / "out"), "--formats", "srt,txt", env=env
-    )
+    files = [str(clip("jfk.wav")), str(clip("en_sonnet001.wav"))]  # 11.0 s; 53.27 s, in batches
+    result = cli("transcribe", *files, "--output-dir", str(tmp_path / "out"), "--formats", "srt,txt", env=env)
     assert result.returncode == 0, result.stderr
-    assert "100%" in result.stderr  # the progress bar reached the end
+    # Each progress bar ends exactly at its total, never past it (it used to reach 53.300000000000004/53.3, with a
+    # TqdmWarning about clamping and a negative time left).
+    assert "TqdmWarning" not in result.stderr and "<-" not in result.stderr, result.stderr
+    for name, total in (("jfk.wav", "11.0"), ("en_sonnet001.wav", "53.3")):
+        frames = [f for f in re.split(r"[\r\n]", result.stderr) if f.startswith(f"{name}: ")]
+        positions = [float(re.search(r"\| ([\d.]+)/", frame)[1]) for frame in frames]  # type: ignore[index]
+        assert positions == sorted(positions) and max(positions) == float(total), frames
+        assert f"100%|██████████| {total}/{total} [" in frames[-1], frames
     srt = (tmp_path / "out" / "jfk.srt").read_text()
     assert srt.startswith("1\n00:00:00,000 --> ")
     assert wer(reference("jfk.wav"), (tmp_path / "out" / "jfk.txt").read_text()) <= 0.25
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["jfk.srt", "jfk.txt"]
+    sonnet = (tmp_path / "out" / "en_sonnet001.srt").read_text()
+    lines = [line for block in sonnet.split("\n\n") for line in block.splitlines()[2:]]
+    assert len(sonnet.split("\n\n")) >= 8 and max(map(len, lines)) <= 42  # the default layout
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "en_sonnet001.srt",
+        "en_sonnet001.txt",
+        "jfk.srt",
+        "jfk.txt",
+    ]
 
 
-def test_transcribe_reports_unreadable_files(tmp_path: Path, model_cache: Path) -> None:
-    bad = tmp_path / "notes.txt"
-    bad.write_text("not audio")
+# A 1x1 PNG: FFmpeg would open it as an image stream with no audio (faster-whisper then fails on an empty tuple).
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d49444154789c6360000002000001"
+    "e221bc330000000049454e44ae426082"
+)
+
+
+@pytest.mark.parametrize(("name", "data"), [("notes.txt", b"not audio"), ("img.png", PNG)])
+def test_transcribe_reports_unreadable_files(tmp_path: Path, model_cache: Path, name: str, data: bytes) -> None:
+    bad = tmp_path / name
+    bad.write_bytes(data)
     env = {"WHISPER_DATA_DIR": str(tmp_path), "WHISPER_MODEL_CACHE_DIR": str(model_cache)}
     result = cli("transcribe", str(bad), env=env)
     assert result.returncode == 1 and "cannot decode" in result.stderr
+    assert "not audio or video" in result.stderr and "tuple index" not in result.stderr, result.stderr
 
 
 def test_migrate_creates_the_schema(tmp_path: Path) -> None:
@@ -78,6 +101,7 @@ def test_tasks_list_show_and_cancel_talk_to_a_server(tmp_path: Path, model_cache
     assert unreachable.returncode == 1 and "cannot reach" in unreachable.stderr
 
 
+@pytest.mark.model
 def test_check_reports_readiness(tmp_path: Path, model_cache: Path) -> None:
     env = {"WHISPER_DATA_DIR": str(tmp_path), "WHISPER_MODEL_CACHE_DIR": str(model_cache)}
     before = cli("check", env=env)

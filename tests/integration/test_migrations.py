@@ -25,7 +25,11 @@ async def test_schema_is_at_head_and_matches_the_models(db_url: str) -> None:
             tables = await connection.run_sync(check)
         assert tables == [
             "alembic_version",
+            "api_keys",
+            "cluster_settings",
             "media_chunks",
+            "task_deletions",
+            "task_numbers",
             "task_partials",
             "task_results",
             "task_summaries",

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.models import Task, TaskResult, WebhookEvent
 from app.db.types import utcnow
-from app.errors import LeaseLost, TaskCancelled
+from app.errors import LeaseLost, TaskCancelled, TaskDeleted
 from app.schemas.tasks import TaskStatus
 from app.schemas.transcript import Transcript
 from app.services import queue
@@ -98,7 +98,7 @@ async def test_completion_is_fenced_by_the_token(db: Sessions, task_factory: Fac
         )
     stored = await load(db, task.id)
     assert stored.status == "completed" and stored.progress == 100 and stored.processing_seconds == 1.5
-    assert stored.lease_token is None and stored.finished_at is not None
+    assert stored.lease_token == task.lease_token and stored.finished_at is not None  # marks the run that did it
     async with db() as session:
         result = await session.get(TaskResult, task.id)
         assert result is not None and result.text == "hi"
@@ -146,7 +146,7 @@ async def test_deleting_a_running_task_takes_its_lease(db: Sessions, task_factor
     async with db() as session:
         await delete_task(session=session, task_id=task.id, owner=None)
     async with db() as session:
-        with pytest.raises(LeaseLost):
+        with pytest.raises(TaskDeleted):
             await queue.heartbeat(session=session, lease=Lease(task.id, task.lease_token), lease_seconds=60)
     async with db() as session:
         assert not await queue.complete(
@@ -227,3 +227,44 @@ async def test_failure_is_recorded(db: Sessions, task_factory: Factory) -> None:
     async with db() as session:
         stored = (await session.scalars(select(Task).where(Task.id == task.id))).one()
     assert (stored.status, stored.error_type, stored.error_message) == ("failed", "UnreadableMedia", "damaged")
+
+
+async def test_a_completion_after_a_cancel_request_ends_cancelled(db: Sessions, task_factory: Factory) -> None:
+    """A worker finishing just as the task is cancelled stores no result: the cancel wins."""
+    await task_factory(db, callback_url="https://hooks.example.com/x")
+    task = await claim_one(db)
+    assert task is not None and task.lease_token
+    async with db() as session:
+        await cancel_task(session=session, task_id=task.id, owner=None)
+    async with db() as session:
+        outcome = await queue.complete(
+            session=session,
+            lease=Lease(task.id, task.lease_token),
+            transcript=TRANSCRIPT,
+            processing_seconds=1,
+            callback_url=task.callback_url,
+        )
+    assert outcome is TaskStatus.cancelled
+    stored = await load(db, task.id)
+    assert (stored.status, stored.lease_token) == ("cancelled", None)
+    assert stored.finished_at is not None
+    async with db() as session:
+        assert await session.get(TaskResult, task.id) is None
+        events = list(await session.scalars(select(WebhookEvent)))
+    assert [e.event for e in events] == ["task.cancelled"]
+
+
+async def test_a_running_task_can_check_for_a_cancel_without_writing(db: Sessions, task_factory: Factory) -> None:
+    await task_factory(db)
+    task = await claim_one(db)
+    assert task is not None and task.lease_token
+    lease = Lease(task.id, task.lease_token)
+    async with db() as session:
+        await queue.check_held(session=session, lease=lease)  # held, not cancelled: no error
+        with pytest.raises(LeaseLost):
+            await queue.check_held(session=session, lease=Lease(task.id, "other"))
+    async with db() as session:
+        await cancel_task(session=session, task_id=task.id, owner=None)
+    async with db() as session:
+        with pytest.raises(TaskCancelled):
+            await queue.check_held(session=session, lease=lease)

