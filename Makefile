@@ -44,8 +44,11 @@ compose:  ## docker-compose.yml parses (with and without the gpu profile); no Do
 	docker compose config -q
 	docker compose --profile gpu config -q
 
+# Two processes: most tests wait on servers, subprocesses and the database more than they compute.
+PYTEST_WORKERS ?= 2
+
 pytest:
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) --durations=30
 
 bench: install-test  ## print the benchmark tables
 	$(BIN)/python -m bench.overhead
@@ -53,8 +56,10 @@ bench: install-test  ## print the benchmark tables
 	$(BIN)/python -m bench.queue
 	$(BIN)/python -m bench.decoding
 	$(BIN)/python -m bench.scaling
+	$(BIN)/python -m bench.windows
+	$(BIN)/python -m bench.concurrency
 	$(BIN)/python -m bench.memory
 	$(BIN)/python -m bench.diarization
 
 clean:
-	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

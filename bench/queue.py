@@ -28,10 +28,11 @@ from sqlalchemy.engine import make_url
 
 from app.db.engine import create_engine, session_factory
 from app.db.migrate import upgrade_to_head
-from app.db.models import Task
+from app.db.models import Task, take_numbers
 from app.schemas.tasks import Priority, TaskCreate, TaskStatus
 from app.schemas.transcript import Transcript
 from app.services import queue, tasks
+from app.services.admission import admit
 from app.services.media import DecodedMedia
 from app.services.tasks import TaskFilters
 from app.settings import Settings
@@ -55,7 +56,7 @@ async def fresh_database(kind: str, mysql_url: str) -> str:
         async with server.begin() as conn:
             await conn.exec_driver_sql(f"CREATE DATABASE {name} CHARACTER SET utf8mb4")
         await server.dispose()
-        url = str(make_url(mysql_url).set(database=name))
+        url = make_url(mysql_url).set(database=name).render_as_string(hide_password=False)
     engine = create_engine(url)
     await upgrade_to_head(engine)
     await engine.dispose()
@@ -78,12 +79,12 @@ async def enqueue(url: str, count: int) -> float:
     media_file.write_bytes(b"\0" * 4000)  # about 1 s of stored Opus
     audio = DecodedMedia(media_file, 1.0, 4000, "ogg", "0" * 64)
     settings = Settings(database_url=url)
-    task_in = TaskCreate(language="en")
+    admission = admit(TaskCreate(language="en"), owner="", settings=settings)
 
     async def producer(n: int) -> None:
         for _ in range(n):
             async with sessions() as session:
-                await tasks.create_task(session=session, task_in=task_in, owner="", settings=settings, audio=audio)
+                await tasks.create_task(session=session, admission=admission, settings=settings, audio=audio)
 
     start = time.perf_counter()
     await asyncio.gather(*(producer(count // PRODUCERS) for _ in range(PRODUCERS)))
@@ -172,7 +173,8 @@ async def fill(url: str, count: int) -> None:
                         "error_type": "UnreadableMedia" if status is TaskStatus.failed else None,
                     }
                 )
-            await conn.execute(insert(Task), rows)
+            numbers = await conn.run_sync(take_numbers, [row["id"] for row in rows])
+            await conn.execute(insert(Task), [{**row, "number": numbers[row["id"]]} for row in rows])
     await engine.dispose()
 
 

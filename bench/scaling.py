@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 
 from app.settings import Settings
-from bench.overhead import submit
+from bench.harness import submit
 from tests.service import Service
 
 CLIPS = ["jfk.wav", "librivox_0870.wav", "en_asterisk_demo-congrats.wav", "es_asterisk_demo-nogo.wav"]
