@@ -3,12 +3,12 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test install install-test lint typecheck compose pytest mariadb packages bench clean
+.PHONY: run test install install-test lint typecheck compose pytest mariadb postgresql packages bench clean
 
 run: install  ## install and start the service (SQLite, bundled model) on http://127.0.0.1:8000
 	$(BIN)/whisper-service serve
 
-test: install-test packages mariadb lint typecheck compose pytest  ## install everything and run every check
+test: install-test packages mariadb postgresql lint typecheck compose pytest  ## install everything and run every check
 
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
@@ -32,6 +32,9 @@ packages:  ## system packages the tests need (Debian's chromium for the browser 
 
 mariadb:  ## make sure a MariaDB server answers on 127.0.0.1:3306 (installs and starts one if needed)
 	bash .ci/mariadb.sh
+
+postgresql:  ## make sure a PostgreSQL server answers on 127.0.0.1:5432 (installs and starts one if needed)
+	bash .ci/postgresql.sh
 
 lint:
 	$(BIN)/ruff check .

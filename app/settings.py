@@ -100,9 +100,12 @@ def default_data_dir() -> Path:
     return base / "whisper-service"
 
 
-DATABASE_DRIVERS = ("sqlite+aiosqlite", "mysql+asyncmy")
+DATABASE_DRIVERS = ("sqlite+aiosqlite", "mysql+asyncmy", "postgresql+asyncpg")
 """The async drivers the service runs on."""
-_DATABASE_HINT = "use sqlite+aiosqlite:///path/whisper.db or mysql+asyncmy://user:password@host:3306/db"
+_DATABASE_HINT = (
+    "use sqlite+aiosqlite:///path/whisper.db, mysql+asyncmy://user:password@host:3306/db or "
+    "postgresql+asyncpg://user:password@host:5432/db"
+)
 _HOST_NAME = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?")
 
 
@@ -184,7 +187,8 @@ class Settings(BaseSettings):
     )
     database_url: str = Field(
         "",
-        description="SQLAlchemy async URL: `sqlite+aiosqlite:///path.db` or `mysql+asyncmy://user:pw@host/db`. "
+        description="SQLAlchemy async URL: `sqlite+aiosqlite:///path.db`, `mysql+asyncmy://user:pw@host/db` or "
+        "`postgresql+asyncpg://user:pw@host/db`. "
         "Default: a SQLite file `whisper.db` under the data directory.",
     )
     default_model: str = Field(

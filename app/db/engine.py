@@ -1,4 +1,4 @@
-"""Async engine and session factory for SQLite (WAL, BEGIN IMMEDIATE) and MySQL/MariaDB."""
+"""Async engine and session factory for SQLite (WAL, BEGIN IMMEDIATE), MySQL/MariaDB and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 IDLE_TRANSACTION_SECONDS = 30
-"""MariaDB ends a session whose transaction sat idle this long: a frozen process (SIGSTOP, a paused VM) must not
-keep row locks that every `SKIP LOCKED` reader would then skip for ever. Ours never idle more than milliseconds."""
+"""MariaDB and PostgreSQL end a session whose transaction sat idle this long: a frozen process (SIGSTOP, a paused VM)
+must not keep row locks that every `SKIP LOCKED` reader would then skip for ever. Ours never idle more than
+milliseconds."""
 
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
@@ -35,6 +36,12 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         engine = create_async_engine(url, **kwargs)
         _configure_mysql(engine)
         return engine
+    if parsed.get_backend_name() == "postgresql":
+        kwargs.setdefault("pool_pre_ping", True)
+        kwargs.setdefault("pool_recycle", 3600)
+        kwargs.setdefault("isolation_level", "READ COMMITTED")
+        settings = {"idle_in_transaction_session_timeout": str(IDLE_TRANSACTION_SECONDS * 1000)}
+        return create_async_engine(url, connect_args={"server_settings": settings}, **kwargs)
     return create_async_engine(url, **kwargs)
 
 

@@ -1,4 +1,5 @@
-"""Retrying transactions that failed for a passing reason: deadlock, lock wait, SQLITE_BUSY, a dropped connection."""
+"""Retrying transactions that failed for a passing reason: deadlock, serialization failure, lock wait, SQLITE_BUSY,
+a dropped connection, a server shutting down."""
 
 from __future__ import annotations
 
@@ -19,6 +20,9 @@ T = TypeVar("T")
 # 1205 lock wait timeout, 1213 deadlock, 1927 connection killed (MariaDB), 2003 can't connect, 2006 server gone away,
 # 2013 lost connection during query, 4031 disconnected by the server (MySQL 8).
 TRANSIENT_MYSQL_CODES = frozenset({1205, 1213, 1927, 2003, 2006, 2013, 4031})
+# PostgreSQL SQLSTATEs: serialization failure, deadlock, lock not available, idle transaction ended by the server,
+# admin/crash shutdown, server starting up, too many connections; and every connection exception (class 08).
+TRANSIENT_POSTGRES_STATES = frozenset({"40001", "40P01", "55P03", "25P03", "57P01", "57P02", "57P03", "53300"})
 ATTEMPTS = 8
 BASE_DELAY_SECONDS = 0.05
 
@@ -28,6 +32,9 @@ def is_transient(exc: BaseException) -> bool:
     if not isinstance(exc, DBAPIError):
         return False
     if exc.connection_invalidated:
+        return True
+    state = getattr(exc.orig, "sqlstate", None)
+    if isinstance(state, str) and (state in TRANSIENT_POSTGRES_STATES or state.startswith("08")):
         return True
     args = getattr(exc.orig, "args", ())
     if args and isinstance(args[0], int) and args[0] in TRANSIENT_MYSQL_CODES:

@@ -6,6 +6,7 @@ import base64
 import json
 import math
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,7 +19,14 @@ from app.db.models import WorkerRecord
 from app.schemas.tasks import DecodeOptions, TaskCreate, VadParameters
 from app.services import workers
 from app.settings import Settings
-from tests.conftest import app_client
+from tests.conftest import app_client, migrated_sqlite
+
+
+@pytest.fixture
+async def db_url(tmp_path: Path) -> str:
+    """Request parsing: the database holds nothing these tests look at, so SQLite stands for all three."""
+    return await migrated_sqlite(tmp_path)
+
 
 ADMIN = {"Authorization": "Bearer root-secret-1"}
 ALICE = {"Authorization": "Bearer alice-secret-1"}

@@ -87,7 +87,7 @@ async def test_metrics_move_by_the_right_amounts(
 
 
 class TcpProxy:
-    """A TCP proxy to MariaDB that can be cut and restored, to make the database unreachable on demand."""
+    """A TCP proxy to a database server that can be cut and restored, to make the database unreachable on demand."""
 
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
@@ -125,9 +125,10 @@ class TcpProxy:
 
 
 @pytest.fixture
-async def proxy(mariadb_url: str) -> AsyncIterator[tuple[TcpProxy, str]]:
-    url = make_url(mariadb_url)
-    running = TcpProxy(url.port or 3306)
+async def proxy(server_url: str) -> AsyncIterator[tuple[TcpProxy, str]]:
+    url = make_url(server_url)
+    assert url.port
+    running = TcpProxy(url.port)
     await running.start()
     yield running, url.set(port=running.port).render_as_string(hide_password=False)
     with contextlib.suppress(Exception):

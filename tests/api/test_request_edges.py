@@ -4,11 +4,19 @@ Allow header of 405 answers (review findings 3, 5, 9 and 16)."""
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.audio import clip
+from tests.conftest import migrated_sqlite
+
+
+@pytest.fixture
+async def db_url(tmp_path: Path) -> str:
+    """Request parsing: the database holds nothing these tests look at, so SQLite stands for all three."""
+    return await migrated_sqlite(tmp_path)
 
 
 def errors_of(response: httpx.Response) -> list[str]:

@@ -39,7 +39,7 @@ def wait_status(node: Service, headers: dict[str, str], expected: int, seconds: 
 
 
 def test_two_public_nodes_starting_together_make_one_admin_key(
-    tmp_path: Path, model_cache: Path, mariadb_url: str
+    tmp_path: Path, model_cache: Path, server_url: str
 ) -> None:
     def start(name: str) -> Service:
         return Service(
@@ -49,7 +49,7 @@ def test_two_public_nodes_starting_together_make_one_admin_key(
             "0.0.0.0",
             "--workers",
             "0",
-            database_url=mariadb_url,
+            database_url=server_url,
             env={"WHISPER_KEY_CACHE_SECONDS": str(CACHE_SECONDS)},
         )
 
@@ -70,20 +70,20 @@ def test_two_public_nodes_starting_together_make_one_admin_key(
                 assert status(node, headers) == 200
             assert status(node, {"X-Token": WRONG}) == 401
 
-        created = keys_command("create", "alice", database_url=mariadb_url)
+        created = keys_command("create", "alice", database_url=server_url)
         assert created.returncode == 0, created.stderr
         alice_key = created.stdout.strip()
         assert KEY.fullmatch(alice_key) and "shown only this once" in created.stderr
         for node in nodes:
             wait_status(node, {"X-API-Key": alice_key}, 200, CACHE_SECONDS + 5)
 
-        listed = keys_command("list", database_url=mariadb_url)
+        listed = keys_command("list", database_url=server_url)
         assert listed.returncode == 0, listed.stderr
         rows = [line.split()[:3] for line in listed.stdout.splitlines()[1:]]
         assert rows == [["admin", "yes", "database"], ["alice", "no", "database"]]
         assert "wsk_" not in listed.stdout
 
-        revoked = keys_command("revoke", "alice", database_url=mariadb_url)
+        revoked = keys_command("revoke", "alice", database_url=server_url)
         assert revoked.returncode == 0, revoked.stderr
         for node in nodes:
             wait_status(node, {"X-API-Key": alice_key}, 401, CACHE_SECONDS + 5)

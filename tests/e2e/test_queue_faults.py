@@ -1,4 +1,5 @@
-"""The queue under real processes and faults, on SQLite and MariaDB: exactly once, crashes, zombies, shutdown.
+"""The queue under real processes and faults, on SQLite, MariaDB and PostgreSQL: exactly once, crashes, zombies,
+shutdown.
 
 Workers are real `python -m tests.worker_process` processes (the real Worker with a fast engine that logs every
 execution to a table without a unique constraint).
@@ -20,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.db.engine import IDLE_TRANSACTION_SECONDS, create_engine
 from app.db.models import MediaChunk, Task, TaskResult, WebhookEvent, WorkerRecord, take_numbers
@@ -185,13 +186,14 @@ async def fleet(db_url: str, tmp_path: Path, tiny_opus: bytes) -> AsyncIterator[
         yield running
 
 
-def is_mariadb(fleet: Fleet) -> bool:
-    return fleet.url.startswith("mysql")
+def is_server(fleet: Fleet) -> bool:
+    """A database server (MariaDB, PostgreSQL) that several machines share, rather than SQLite's one file."""
+    return not fleet.url.startswith("sqlite")
 
 
 async def test_exactly_once_under_many_processes(fleet: Fleet) -> None:
-    # MariaDB: 2 simulated nodes x 4 worker processes; SQLite (one machine): 4 processes. 1,000 tasks each.
-    nodes = ["node-a", "node-b"] if is_mariadb(fleet) else ["node-a"]
+    # A server: 2 simulated nodes x 4 worker processes; SQLite (one machine): 4 processes. 1,000 tasks each.
+    nodes = ["node-a", "node-b"] if is_server(fleet) else ["node-a"]
     ids = set(await fleet.seed(1000))
     for node in nodes:
         for _ in range(4):
@@ -316,15 +318,39 @@ async def test_cancel_reaches_a_running_task_within_a_heartbeat(fleet: Fleet) ->
     assert stopped_in <= float(FAST["WHISPER_HEARTBEAT_SECONDS"]) + 1.5
 
 
-async def test_killed_connections_lose_and_duplicate_nothing(
-    mariadb_url: str, tmp_path: Path, tiny_opus: bytes
-) -> None:
-    """KILL every worker connection again and again while 4 processes work through 300 tasks."""
-    async with make_fleet(mariadb_url, tmp_path, tiny_opus) as fleet:
+async def kill_other_connections(conn: AsyncConnection, database: str) -> int:
+    """End every other session on `database` as an administrator would (MariaDB KILL, PostgreSQL
+    pg_terminate_backend: the backend gets 57P01 admin shutdown); how many were ended."""
+    if conn.dialect.name == "postgresql":
+        ended = await conn.execute(
+            text(
+                "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = :db AND pid <> pg_backend_pid()"
+            ),
+            {"db": database},
+        )
+        return int(ended.scalar_one())
+    kills = 0
+    own = (await conn.exec_driver_sql("SELECT CONNECTION_ID()")).scalar()
+    for row in (await conn.exec_driver_sql("SHOW PROCESSLIST")).all():
+        if row[3] == database and row[0] != own:
+            try:
+                await conn.exec_driver_sql(f"KILL {int(row[0])}")
+                kills += 1
+            except OperationalError as exc:  # 1094: that connection ended on its own meanwhile
+                assert exc.orig.args[0] == 1094, exc
+    return kills
+
+
+@pytest.mark.parametrize("db_url", ["mariadb", "postgresql"], indirect=True)
+async def test_killed_connections_lose_and_duplicate_nothing(db_url: str, tmp_path: Path, tiny_opus: bytes) -> None:
+    """Kill every worker connection again and again while 4 processes work through 300 tasks."""
+    async with make_fleet(db_url, tmp_path, tiny_opus) as fleet:
         ids = set(await fleet.seed(300))
         for _ in range(4):
             fleet.spawn("node-a", delay=0.02, WHISPER_LEASE_SECONDS="30", WHISPER_HEARTBEAT_SECONDS="5")
-        database = make_url(mariadb_url).database
+        database = make_url(db_url).database
+        assert database
         kills = 0
         completed = select(func.count()).select_from(Task).where(Task.status == "completed")
         started = time.monotonic()
@@ -332,15 +358,7 @@ async def test_killed_connections_lose_and_duplicate_nothing(
         while await fleet.scalar(completed) < 300:
             assert time.monotonic() < deadline, "tasks did not complete under connection kills"
             async with fleet.engine.connect() as conn:
-                own = (await conn.exec_driver_sql("SELECT CONNECTION_ID()")).scalar()
-                rows = (await conn.exec_driver_sql("SHOW PROCESSLIST")).all()
-                for row in rows:
-                    if row[3] == database and row[0] != own:
-                        try:
-                            await conn.exec_driver_sql(f"KILL {int(row[0])}")
-                            kills += 1
-                        except OperationalError as exc:  # 1094: that connection ended on its own meanwhile
-                            assert exc.orig.args[0] == 1094, exc
+                kills += await kill_other_connections(conn, database)
             await asyncio.sleep(0.2)
         elapsed = time.monotonic() - started
         fleet.stop_all()

@@ -23,7 +23,7 @@ from app.schemas.tasks import TaskCreate
 from app.services import tasks as task_service
 from app.services.admission import admit
 from app.settings import Settings
-from tests.conftest import MARIADB_URL
+from tests.conftest import MARIADB_URL, POSTGRES_URL
 
 Sessions = async_sessionmaker[AsyncSession]
 Factory = Callable[..., Awaitable[Task]]
@@ -80,20 +80,21 @@ async def test_bulk_inserts_take_numbers_in_order(db: Sessions, task_factory: Fa
     assert (await task_factory(db)).number == first.number + 4
 
 
-@pytest.fixture(params=["sqlite", "mariadb"])
+@pytest.fixture(params=["sqlite", "mariadb", "postgresql"])
 async def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
     """A database of each kind with no schema at all."""
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'old.db'}"
         return
     name = f"ws_test_{uuid.uuid4().hex[:12]}"
-    server = create_engine(MARIADB_URL)
-    async with server.begin() as conn:
-        await conn.exec_driver_sql(f"CREATE DATABASE {name} CHARACTER SET utf8mb4")
+    admin_url = MARIADB_URL if request.param == "mariadb" else POSTGRES_URL
+    server = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    async with server.connect() as conn:
+        await conn.exec_driver_sql(f"CREATE DATABASE {name}")
     try:
-        yield make_url(MARIADB_URL).set(database=name).render_as_string(hide_password=False)
+        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
     finally:
-        async with server.begin() as conn:
+        async with server.connect() as conn:
             await conn.exec_driver_sql(f"DROP DATABASE {name}")
         await server.dispose()
 
