@@ -1,14 +1,16 @@
 """A real worker process with a fast, instrumented engine: `python -m tests.worker_process`.
 
 Settings come from the environment like any worker. The engine sleeps WHISPER_TEST_DELAY seconds per task (in small
-steps, honouring stop requests), appends one row per execution to the `executions` table (no unique constraint), and
-writes its worker id into the transcript so a test can tell who completed a task.
+steps, honouring stop requests; `LOW-HIGH` for a time drawn per task, the same for every run of it), appends one row per
+execution to the `executions` table (no unique constraint), and writes its worker id and execution id into the
+transcript (`done by WORKER in EXECUTION`) so a test can tell who completed a task, and in which run.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import random
 import signal
 import time
 import uuid
@@ -45,10 +47,11 @@ executions = Table(
 class LoggingEngine:
     """Records every execution in the database, then pretends to transcribe."""
 
-    def __init__(self, db: AsyncEngine, loop: asyncio.AbstractEventLoop, delay: float) -> None:
+    def __init__(self, db: AsyncEngine, loop: asyncio.AbstractEventLoop, delay: str) -> None:
         self.db = db
         self.loop = loop
-        self.delay = delay
+        low, _, high = delay.partition("-")
+        self.delay = (float(low), float(high or low))
         self.worker_id = ""
 
     def describe(self) -> EngineInfo:
@@ -65,18 +68,20 @@ class LoggingEngine:
         on_segment: Callable[[Segment], None],
         should_stop: Callable[[], bool],
     ) -> Transcript:
-        asyncio.run_coroutine_threadsafe(self._log(str(request.task_id)), self.loop).result()
-        deadline = time.monotonic() + self.delay
+        execution_id = str(uuid.uuid4())
+        asyncio.run_coroutine_threadsafe(self._log(str(request.task_id), execution_id), self.loop).result()
+        seconds = random.Random(str(request.task_id)).uniform(*self.delay)
+        deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             if should_stop():
                 raise TranscriptionInterrupted()
-            time.sleep(min(0.05, self.delay))
-        text = f"done by {self.worker_id}"
+            time.sleep(min(0.05, seconds))
+        text = f"done by {self.worker_id} in {execution_id}"
         segment = Segment(id=0, start=0.0, end=0.1, text=text, avg_logprob=-0.1, no_speech_prob=0.0)
         return Transcript(text=text, language="en", language_probability=1.0, duration=0.1, segments=[segment])
 
-    async def _log(self, task_id: str) -> None:
-        row = {"execution_id": str(uuid.uuid4()), "task_id": task_id, "worker_id": self.worker_id, "pid": os.getpid()}
+    async def _log(self, task_id: str, execution_id: str) -> None:
+        row = {"execution_id": execution_id, "task_id": task_id, "worker_id": self.worker_id, "pid": os.getpid()}
         for attempt in range(50):  # the instrument must neither lose nor double a row when connections are killed
             try:
                 async with self.db.begin() as conn:
@@ -97,7 +102,7 @@ async def main() -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    engine = LoggingEngine(db, loop, float(os.environ.get("WHISPER_TEST_DELAY", "0")))
+    engine = LoggingEngine(db, loop, os.environ.get("WHISPER_TEST_DELAY", "0"))
     worker = Worker(sessions=session_factory(db), engine=engine, settings=settings)
     engine.worker_id = worker.worker_id
     print(f"worker-id {worker.worker_id}", flush=True)

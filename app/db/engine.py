@@ -41,8 +41,30 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         kwargs.setdefault("pool_recycle", 3600)
         kwargs.setdefault("isolation_level", "READ COMMITTED")
         settings = {"idle_in_transaction_session_timeout": str(IDLE_TRANSACTION_SECONDS * 1000)}
-        return create_async_engine(url, connect_args={"server_settings": settings}, **kwargs)
+        engine = create_async_engine(url, connect_args={"server_settings": settings}, **kwargs)
+        _configure_postgresql(engine)
+        return engine
     return create_async_engine(url, **kwargs)
+
+
+def _configure_postgresql(engine: AsyncEngine) -> None:
+    """asyncpg lets a refused or timed-out connection escape as a bare OSError; raise it as the driver error every
+    other database failure is (SQLSTATE 08001, as libpq reports it), so that the retry layer retries it and the API
+    answers 503 rather than 500 while the server is down."""
+
+    @event.listens_for(engine.sync_engine, "do_connect")
+    def _connect(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+        dbapi = dialect.loaded_dbapi
+        try:
+            return dbapi.connect(*cargs, **cparams)
+        except OSError as exc:  # ConnectionRefusedError, TimeoutError, socket.gaierror, ...
+            raise dbapi.OperationalError(f"cannot connect to PostgreSQL: {exc}", _CannotConnect()) from exc
+
+
+class _CannotConnect:
+    """What a driver error carries for a connection that could not be made."""
+
+    sqlstate = "08001"
 
 
 def _configure_mysql(engine: AsyncEngine) -> None:

@@ -135,8 +135,9 @@ async def proxy(server_url: str) -> AsyncIterator[tuple[TcpProxy, str]]:
         await running.cut()
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # unused: the app runs on `proxy`'s server
 async def test_ready_fails_while_the_database_is_unreachable_and_recovers(
-    make_settings: Callable[..., Settings], proxy: tuple[TcpProxy, str], sessions: Any
+    make_settings: Callable[..., Settings], proxy: tuple[TcpProxy, str]
 ) -> None:
     tcp, url = proxy
     async with app_client(make_settings(database_url=url)) as http:
@@ -147,6 +148,8 @@ async def test_ready_fails_while_the_database_is_unreachable_and_recovers(
         down = await http.get("/ready")
         assert down.status_code == 503 and down.json()["status"] == "unavailable" and down.json()["database"] != "ok"
         assert (await http.get("/health")).status_code == 200  # alive, just not ready
+        listing = await http.get("/v1/tasks")  # a refused connection is the database being away, not a server bug
+        assert listing.status_code == 503 and listing.headers["retry-after"], listing.text
         await tcp.start()
 
         async def recovered() -> bool:
