@@ -21,15 +21,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import func, insert, select
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db.engine import IDLE_TRANSACTION_SECONDS, create_engine
 from app.db.models import MediaChunk, Task, TaskResult, WebhookEvent, WorkerRecord, take_numbers
 from app.db.types import utcnow
 from app.services.media import decode_for_storage
+from bench.databases import kill_other_connections
 from tests.media_files import write_audio
 from tests.worker_process import executions, metadata
 
@@ -320,30 +320,6 @@ async def test_cancel_reaches_a_running_task_within_a_heartbeat(fleet: Fleet) ->
         await conn.execute(Task.__table__.update().where(Task.id == task_id).values(cancel_requested=True))
     stopped_in = await fleet.wait(lambda: fleet.status_is(task_id, "cancelled"), timeout=10, what="cancelled")
     assert stopped_in <= float(FAST["WHISPER_HEARTBEAT_SECONDS"]) + 1.5
-
-
-async def kill_other_connections(conn: AsyncConnection, database: str) -> int:
-    """End every other session on `database` as an administrator would (MariaDB KILL, PostgreSQL
-    pg_terminate_backend: the backend gets 57P01 admin shutdown); how many were ended."""
-    if conn.dialect.name == "postgresql":
-        ended = await conn.execute(
-            text(
-                "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity"
-                " WHERE datname = :db AND pid <> pg_backend_pid()"
-            ),
-            {"db": database},
-        )
-        return int(ended.scalar_one())
-    kills = 0
-    own = (await conn.exec_driver_sql("SELECT CONNECTION_ID()")).scalar()
-    for row in (await conn.exec_driver_sql("SHOW PROCESSLIST")).all():
-        if row[3] == database and row[0] != own:
-            try:
-                await conn.exec_driver_sql(f"KILL {int(row[0])}")
-                kills += 1
-            except OperationalError as exc:  # 1094: that connection ended on its own meanwhile
-                assert exc.orig.args[0] == 1094, exc
-    return kills
 
 
 @pytest.mark.parametrize("db_url", ["mariadb", "postgresql"], indirect=True)
