@@ -389,16 +389,19 @@ async def held_by(fleet: Fleet, worker_id: str) -> dict[str, datetime]:
 
 
 async def watch_release(fleet: Fleet, faults: Faults, kind: str, worker_id: str, held: dict[str, datetime]) -> None:
-    """Recovery from a worker fault: until none of its tasks is still held by it (finished, or taken over)."""
+    """Recovery from a worker fault: until each of its tasks has ended or runs elsewhere. For a killed worker, also
+    how long past its lease each task stayed with the dead worker before the fleet gave it back to the queue."""
     start = time.monotonic()
-    pending = dict(held)
+    pending, unreleased = dict(held), set(held)
     while pending:
         rows = await fleet.query(select(Task.id, Task.status, Task.lease_owner).where(Task.id.in_(list(pending))))
         now = datetime.now(UTC)
         for task_id, status, owner in rows:
-            if status in TERMINAL or (status == "running" and owner != worker_id):
+            if task_id in unreleased and (status != "running" or owner != worker_id):
+                unreleased.discard(task_id)
                 if kind == "worker_kill" and status not in TERMINAL:
                     faults.beyond_lease.append(max(0.0, (now - pending[task_id]).total_seconds()))
+            if status in TERMINAL or (status == "running" and owner != worker_id):
                 del pending[task_id]
         for task_id in set(pending) - {row[0] for row in rows}:
             del pending[task_id]  # deleted meanwhile
@@ -601,8 +604,8 @@ async def report(
     for kind, values in sorted(faults.recoveries.items()):
         print(f"  recovery after {kind}: {figures(values)}")
     print(
-        f"  longest wait beyond a lease after a worker was killed: "
-        f"{max(faults.beyond_lease, default=0.0):.1f} s (lease {LEASE_SECONDS:.0f} s, reaper 1 s, backoff <= 5 s)"
+        f"  longest a killed worker's task stayed held past its lease: "
+        f"{max(faults.beyond_lease, default=0.0):.1f} s (lease {LEASE_SECONDS:.0f} s, reaper every 1 s)"
     )
     checks = {
         "every task ended (0 stuck)": drained and not stuck,
@@ -610,7 +613,6 @@ async def report(
         "0 lost (every acknowledged task exists)": not lost,
         "0 duplicates (every task was acknowledged once)": not unacked and len(acked) == len(clients.acked),
         "0 results written twice": not written_twice,
-        "0 results written by a fenced-out execution": not fenced,
         "every ended task's event received": not missing_events,
         "one event per task outcome": not doubled_events,
         "0 conflicting payloads for one event id": not conflicting,
@@ -618,8 +620,10 @@ async def report(
         "0 HTTP 5xx other than 503": not clients.server_errors,
         "0 unexpected 4xx": not clients.client_errors,
     }
-    if config.real:
+    if config.real:  # the transcript is the model's: it cannot name its execution
         checks["every real transcript within WER 0.35 of its reference"] = not wrong_text
+    else:
+        checks["0 results written by a fenced-out execution"] = not fenced
     for name, ok in checks.items():
         print(f"  [{'ok' if ok else 'FAILED'}] {name}")
     problems = {
@@ -681,6 +685,7 @@ def main() -> None:
         config.tasks, config.rate, config.db_restarts, config.concurrency = 300, 4.0, 0, 2
         config.fault_every = (2.0, 5.0)
     if args.real:
+        config.real = True
         config.tasks, config.rate, config.db_restarts, config.concurrency = 40, 0.5, 1, 1
         config.workers, config.fault_every = 2, (5.0, 10.0)
     config.tasks = args.tasks or config.tasks
