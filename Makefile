@@ -43,9 +43,10 @@ lint:
 typecheck:
 	$(BIN)/mypy app workers crawlers
 
-compose:  ## docker-compose.yml parses (with and without the gpu profile); no Docker engine needed
+compose:  ## docker-compose.yml parses (with and without the gpu and monitoring profiles); no Docker engine needed
 	docker compose config -q
 	docker compose --profile gpu config -q
+	docker compose --profile monitoring config -q
 
 # Two processes: most tests wait on servers, subprocesses and the database more than they compute.
 PYTEST_WORKERS ?= 2
