@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import hypothesis
 import pytest
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -108,6 +109,10 @@ async def wait_for(predicate: Callable[[], Any], *, timeout: float = 60.0, inter
             raise AssertionError(f"condition not met within {timeout} s (last value {value!r})")
         await asyncio.sleep(interval)
 
+
+# Property tests judge results, not speed: no per-example deadline (the default 200 ms failed on a loaded machine).
+hypothesis.settings.register_profile("whisper", deadline=None)
+hypothesis.settings.load_profile("whisper")
 
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"test-webhook-secret-32-bytes-long").decode()
 # A user with a password (created by .ci/mariadb.sh), as in every real deployment: a URL that loses its password on the
