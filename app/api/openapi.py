@@ -91,7 +91,6 @@ PROBLEM_SCHEMA: dict[str, Any] = {
         "title": {"type": "string"},
         "status": {"type": "integer"},
         "detail": {"type": "string", "description": "What went wrong and what to do."},
-        "field": {"type": "string", "description": "The request field at fault, when there is one."},
         "errors": {
             "type": "array",
             "description": "Each invalid field (validation errors).",

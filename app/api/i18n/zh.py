@@ -472,6 +472,5 @@ ZH: dict[str, str] = {
     # Errors
     "An error as application/problem+json (RFC 9457).": "以 application/problem+json（RFC 9457）表示的错误。",
     "What went wrong and what to do.": "出了什么问题，以及该如何处理。",
-    "The request field at fault, when there is one.": "出错的请求字段（如有）。",
     "Each invalid field (validation errors).": "每个无效字段（参数校验错误）。",
 }

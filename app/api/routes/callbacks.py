@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.api.deps import PrincipalDep, SessionDep
-from app.api.routes.tasks import TaskId
+from app.api.deps import PrincipalDep, SessionDep, TaskId
 from app.schemas.callbacks import CallbackEvent, CallbackList, DeliveryAttempt
 from app.services import tasks as task_service
 from app.services import webhooks

@@ -12,8 +12,7 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import Receive, Scope, Send
 
-from app.api.deps import PrincipalDep, SessionDep
-from app.api.routes.tasks import TaskId
+from app.api.deps import PrincipalDep, SessionDep, TaskId
 from app.schemas.tasks import TaskSummary
 from app.services import tasks as task_service
 from app.services.auth import Principal

@@ -9,9 +9,8 @@ from fastapi import Path as PathParam
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.api.bodies import content_type_of, group, merge_query, read_json_object, validate
-from app.api.deps import PrincipalDep, SessionDep, SettingsDep
+from app.api.deps import PrincipalDep, SessionDep, SettingsDep, TaskId
 from app.api.openapi import options_openapi
-from app.api.routes.tasks import TaskId
 from app.db.models import Summary
 from app.errors import UnsupportedMediaType
 from app.schemas.summaries import SummaryCreate, SummaryDetail, SummaryList, SummaryUsage

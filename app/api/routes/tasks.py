@@ -8,13 +8,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
-from fastapi import Path as PathParam
 from pydantic import BeforeValidator
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import UploadFile
 
 from app.api.bodies import content_type_of, explicit_filename, group, merge_query, read_json_object, validate
-from app.api.deps import PrincipalDep, SessionDep, SettingsDep
+from app.api.deps import PrincipalDep, SessionDep, SettingsDep, TaskId
 from app.api.intake import decode_upload, upload_chunks
 from app.api.limits import read_form, takes_upload
 from app.api.openapi import CREATE_TASK_OPENAPI, platform_openapi
@@ -45,9 +44,6 @@ RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\
 refused afterwards with its own message."""
 FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 RAW_TYPES = ("audio/", "video/", "application/octet-stream")
-TaskId = Annotated[
-    str, PathParam(description="Task id.", examples=["6f1c2a9e-3d7b-4a53-9a51-0b7f3f6f2c11"], max_length=64)
-]
 
 
 def _iso_only(value: object) -> object:
