@@ -97,9 +97,22 @@ async def cluster_families(session: AsyncSession, *, reap_seconds: float) -> lis
         tasks.add_metric([status.value, Priority.from_rank(rank).value], count)
         if status is TaskStatus.queued:
             depth.add_metric([Priority.from_rank(rank).value], count)
-    oldest = await session.scalar(select(func.min(Task.created_at)).where(Task.status == TaskStatus.queued.value))
-    age = GaugeMetricFamily("whisper_queue_oldest_age_seconds", "Age of the oldest queued task (0 when none).")
-    age.add_metric([], (now - oldest).total_seconds() if oldest else 0.0)
+    oldest = dict(
+        (int(rank), created)
+        for rank, created in await session.execute(
+            select(Task.priority, func.min(Task.created_at))
+            .where(Task.status == TaskStatus.queued.value)
+            .group_by(Task.priority)
+        )
+    )
+    age = GaugeMetricFamily(
+        "whisper_queue_oldest_age_seconds",
+        "Age of the oldest queued task by priority (0 when none).",
+        labels=["priority"],
+    )
+    for rank in (0, 1, 2):
+        created = oldest.get(rank)
+        age.add_metric([Priority.from_rank(rank).value], (now - created).total_seconds() if created else 0.0)
     families += [tasks, depth, age]
 
     families += await _finished_task_families(session)

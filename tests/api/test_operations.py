@@ -57,7 +57,8 @@ async def test_metrics_move_by_the_right_amounts(
     queued = await scrape(client)
     assert value(queued, "whisper_queue_depth", priority="normal") == 2
     assert value(queued, "whisper_queue_depth", priority="high") == 1
-    assert value(queued, "whisper_queue_oldest_age_seconds") > 0
+    assert value(queued, "whisper_queue_oldest_age_seconds", priority="normal") > 0
+    assert value(queued, "whisper_queue_oldest_age_seconds", priority="high") > 0
 
     await run_worker(FakeEngine(segment_seconds=11.0))
     for task in [*done, refused]:
@@ -73,7 +74,7 @@ async def test_metrics_move_by_the_right_amounts(
     assert value(after, "whisper_tasks", status="completed", priority="high") == 1
     assert value(after, "whisper_tasks", status="cancelled", priority="low") == 1
     assert value(after, "whisper_queue_depth", priority="normal") == 0
-    assert value(after, "whisper_queue_oldest_age_seconds") == 0
+    assert value(after, "whisper_queue_oldest_age_seconds", priority="normal") == 0
     assert value(after, "whisper_audio_processed_seconds_total") == pytest.approx(33.0)
     assert value(after, "whisper_task_duration_seconds_count") == 3
     assert value(after, "whisper_task_duration_seconds_bucket", le="+Inf") == 3
