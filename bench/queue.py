@@ -117,6 +117,7 @@ def _worker_process(url: str, ready: Any, go: Any, results: Any) -> None:
                     transcript=TRANSCRIPT,
                     processing_seconds=0.0,
                     callback_url=None,
+                    keep_seconds=None,
                 )
             done += 1
         await engine.dispose()

@@ -55,6 +55,7 @@ class _Run:
     lease: Lease
     duration: float | None
     callback_url: str | None
+    keep_seconds: int | None  # the task's delete_after_seconds
     stop: threading.Event = field(default_factory=threading.Event)
     stop_reason: type[Exception] | None = None
     segments: list[Segment] = field(default_factory=list)  # appended by the engine thread
@@ -234,7 +235,7 @@ class Worker:
     async def _execute(self, task: Task) -> None:
         assert task.lease_token is not None
         logs.task_id.set(task.id)  # this asyncio task's own context: its lines, threads and reporter carry the id
-        run = _Run(Lease(task.id, task.lease_token), task.media_duration, task.callback_url)
+        run = _Run(Lease(task.id, task.lease_token), task.media_duration, task.callback_url, task.delete_after_seconds)
         self._runs[task.id] = run
         started = time.monotonic()
         reporter = asyncio.create_task(self._report(run))
@@ -273,6 +274,7 @@ class Worker:
                     transcript=transcript,
                     processing_seconds=time.monotonic() - started,
                     callback_url=run.callback_url,
+                    keep_seconds=run.keep_seconds,
                     reused_from=reused_from,
                 )
             if done is TaskStatus.completed:
@@ -320,6 +322,7 @@ class Worker:
                     message=message,
                     processing_seconds=elapsed,
                     callback_url=run.callback_url,
+                    keep_seconds=run.keep_seconds,
                 )
         except Exception:
             log.exception("task %s: recording the outcome failed; the lease will expire", run.lease.task_id)
