@@ -25,7 +25,7 @@ from app.db.retry import is_transient
 from app.errors import AppError, LeaseLost, TaskCancelled, TaskDeleted, TranscriptionInterrupted
 from app.schemas.tasks import DecodeOptions, TaskStatus, TaskType
 from app.schemas.transcript import Segment, Transcript
-from app.services import media, queue, workers
+from app.services import media, queue, retention, workers
 from app.services import tasks as task_service
 from app.services.queue import Lease
 from app.services.webhooks import WebhookDispatcher
@@ -207,8 +207,9 @@ class Worker:
             log.exception("worker %s: recording the stop failed", self.worker_id)
 
     async def _housekeeping(self, stop: asyncio.Event) -> None:
-        """Every `reap_seconds`: requeue expired leases (anyone's), unload idle models, refresh this worker's
-        record. Each step fails alone: a broken one never stops the others."""
+        """Every `reap_seconds`: requeue expired leases (anyone's), delete tasks past their retention (when it is
+        this worker's turn, for at most half the period), unload idle models, refresh this worker's record. Each
+        step fails alone: a broken one never stops the others."""
         while not stop.is_set():
             try:
                 async with self.sessions() as session:
@@ -216,6 +217,19 @@ class Worker:
                         log.warning("requeued or failed %d tasks whose lease expired", count)
             except Exception:
                 log.exception("requeuing expired leases failed; retrying")
+            try:
+                async with self.sessions() as session:
+                    purged = await retention.purge(
+                        session=session,
+                        holder=self.worker_id,
+                        retention_seconds=self.settings.retention_seconds,
+                        lease_seconds=self.settings.lease_seconds,
+                        budget_seconds=self.settings.reap_seconds / 2,
+                    )
+                if purged:
+                    log.info("deleted %d finished tasks past their retention", purged)
+            except Exception:
+                log.exception("deleting tasks past their retention failed; retrying")
             try:
                 await self._in_thread(self.engine.unload_idle)
             except Exception:
