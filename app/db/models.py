@@ -122,8 +122,10 @@ class Task(Base):
 
 
 class TaskNumber(Base):
-    """Hands out task numbers: the database's auto-increment, one row per task ever created (deleted ones too), so
-    a number is given once, in order, across every API node (AUTOINCREMENT on SQLite never reuses one either)."""
+    """Hands out task numbers: the database's auto-increment, one row per task, so a number is given once, in order,
+    across every API node. A deleted task's row goes with it (retention would otherwise grow this table without
+    end): the counter never goes back (SQLite's AUTOINCREMENT, PostgreSQL's sequence, and InnoDB's counter, which
+    MySQL 8 and MariaDB 10.2.4+ keep across restarts), so no number is given twice."""
 
     __tablename__ = "task_numbers"
 

@@ -17,7 +17,7 @@ from sqlalchemy import Select, delete, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.models import MEDIA_CHUNKS, TASK_DELETIONS, TASK_RESULTS, TASKS, Task, TaskResult
+from app.db.models import MEDIA_CHUNKS, TASK_DELETIONS, TASK_NUMBERS, TASK_RESULTS, TASKS, Task, TaskResult
 from app.db.retry import retry_transient
 from app.db.types import utcnow
 from app.errors import IdempotencyKeyReused, InvalidInput, TaskAlreadyFinished, TaskNotFinished, TaskNotFound
@@ -394,9 +394,9 @@ async def delete_task(*, session: AsyncSession, task_id: str, owner: str | None)
 
 
 async def remove_tasks(*, session: AsyncSession, tasks: Sequence[tuple[str, str]]) -> None:
-    """Delete tasks, given as (id, owner), with everything they own, part of the caller's transaction: media and
-    result here; partials, summaries, webhook events and their attempts through the database's ON DELETE CASCADE.
-    Each leaves a tombstone for event streams."""
+    """Delete tasks, given as (id, owner), with everything they own, part of the caller's transaction: media, result
+    and number row here; partials, summaries, webhook events and their attempts through the database's ON DELETE
+    CASCADE. Each leaves a tombstone for event streams."""
     ids = [task_id for task_id, _ in tasks]
     await session.execute(delete(MEDIA_CHUNKS).where(MEDIA_CHUNKS.c.task_id.in_(ids)))
     await session.execute(delete(TASK_RESULTS).where(TASK_RESULTS.c.task_id.in_(ids)))
@@ -407,4 +407,5 @@ async def remove_tasks(*, session: AsyncSession, tasks: Sequence[tuple[str, str]
     await session.execute(
         insert(TASK_DELETIONS), [{"task_id": task_id, "owner": owner, "deleted_at": now} for task_id, owner in tasks]
     )
+    await session.execute(delete(TASK_NUMBERS).where(TASK_NUMBERS.c.task_id.in_(ids)))
     await session.execute(delete(TASKS).where(TASKS.c.id.in_(ids)))

@@ -19,6 +19,7 @@ from app.db.models import (
     Summary,
     Task,
     TaskDeletion,
+    TaskNumber,
     TaskPartial,
     TaskResult,
     WebhookAttempt,
@@ -103,8 +104,9 @@ async def test_a_finished_task_is_deleted_with_everything_it_owns(
     await gone(client, created["id"])
     assert [await rows(sessions, model) for model in OWNED] == [0, 0, 0, 0, 0, 0]
     assert value(await scrape(client), "whisper_tasks_purged_total") == purged + 1
-    async with sessions() as session:  # event streams are told, as for any deletion
+    async with sessions() as session:  # event streams are told, as for any deletion; its number row goes too
         assert await session.get(TaskDeletion, created["id"]) is not None
+        assert await session.scalar(select(TaskNumber).where(TaskNumber.task_id == created["id"])) is None
     for task in unfinished:
         kept = (await client.get(f"/v1/tasks/{task.id}")).json()
         assert kept["status"] == task.status and kept["delete_at"] is None
