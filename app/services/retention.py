@@ -32,9 +32,9 @@ completions never wait long behind a purge (bench/queue.py measures claim latenc
 async def purge(
     *, session: AsyncSession, holder: str, retention_seconds: int, lease_seconds: float, budget_seconds: float
 ) -> int | None:
-    """Delete tasks past their deletion time, BATCH per transaction, for up to about `budget_seconds`, if any are
-    due and no other worker has the turn (None then). Returns how many were deleted; the rest wait for the next
-    call. Between batches the database is left to others for as long as the batch held it."""
+    """Delete tasks past their deletion time, BATCH per transaction, for about `budget_seconds` (a batch at least),
+    if any are due and no other worker has the turn (None then). Returns how many were deleted; the rest wait for
+    the next call. Between batches the database is left to others for as long as the batch held it."""
     if not await _work_waiting(session=session, retention_seconds=retention_seconds, now=utcnow()):
         return 0
     if not await chores.take_turn(session=session, chore=chores.RETENTION, holder=holder, lease_seconds=lease_seconds):
@@ -50,16 +50,16 @@ async def purge(
 
 
 async def _in_batches(batch: Callable[[], Awaitable[int | None]], deadline: float) -> int:
-    """Run `batch` until it does less than a full batch, the turn is lost (None) or the deadline passes; the total."""
+    """Run `batch` (at least once) until it does less than a full batch, the turn is lost (None) or the deadline
+    passes; the total it did."""
     total = 0
-    while time.monotonic() < deadline:
+    while True:
         started = time.monotonic()
         count = await batch()
         total += count or 0
-        if count is None or count < BATCH:
-            break
+        if count is None or count < BATCH or time.monotonic() >= deadline:
+            return total
         await asyncio.sleep(time.monotonic() - started)
-    return total
 
 
 @retry_transient
