@@ -216,9 +216,10 @@ def _clean_filename(name: str | None) -> str | None:
     return name or None
 
 
-async def get_task(*, session: AsyncSession, task_id: str, owner: str | None) -> Task:
-    """The task, if it exists and `owner` may see it (None sees all)."""
-    task = await session.get(Task, task_id, populate_existing=True)
+async def get_task(*, session: AsyncSession, task_id: str, owner: str | None, lock: bool = False) -> Task:
+    """The task, if it exists and `owner` may see it (None sees all); `lock`: its row locked until the transaction
+    ends (SELECT ... FOR UPDATE)."""
+    task = await session.get(Task, task_id, populate_existing=True, with_for_update=lock)
     if task is None or (owner is not None and task.owner != owner):
         raise TaskNotFound(f"No task with id {task_id!r}.")
     return task
@@ -388,22 +389,22 @@ DELETIONS_KEPT = timedelta(minutes=10)
 
 async def delete_task(*, session: AsyncSession, task_id: str, owner: str | None) -> None:
     """Remove a task with everything it owns (`remove_tasks`); a running task loses its lease and stops; commits."""
-    task = await get_task(session=session, task_id=task_id, owner=owner)
+    task = await get_task(session=session, task_id=task_id, owner=owner, lock=True)
     await remove_tasks(session=session, tasks=[(task.id, task.owner)])
     await session.commit()
 
 
 async def remove_tasks(*, session: AsyncSession, tasks: Sequence[tuple[str, str]]) -> None:
-    """Delete tasks, given as (id, owner), with everything they own, part of the caller's transaction: media, result
-    and number row here; partials, summaries, webhook events and their attempts through the database's ON DELETE
-    CASCADE. Each leaves a tombstone for event streams."""
+    """Delete tasks, given as (id, owner), with everything they own, part of the caller's transaction, which holds
+    their rows locked (so each is removed, and its tombstone written, by one transaction): media, result and number
+    row here; partials, summaries, webhook events and their attempts through the database's ON DELETE CASCADE. Each
+    leaves a tombstone for event streams."""
     ids = [task_id for task_id, _ in tasks]
     await session.execute(delete(MEDIA_CHUNKS).where(MEDIA_CHUNKS.c.task_id.in_(ids)))
     await session.execute(delete(TASK_RESULTS).where(TASK_RESULTS.c.task_id.in_(ids)))
     # Tombstones, for event streams (which follow only unfinished and recently finished tasks); old ones go.
     now = utcnow()
     await session.execute(delete(TASK_DELETIONS).where(TASK_DELETIONS.c.deleted_at < now - DELETIONS_KEPT))
-    await session.execute(delete(TASK_DELETIONS).where(TASK_DELETIONS.c.task_id.in_(ids)))
     await session.execute(
         insert(TASK_DELETIONS), [{"task_id": task_id, "owner": owner, "deleted_at": now} for task_id, owner in tasks]
     )
