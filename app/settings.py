@@ -100,6 +100,9 @@ def default_data_dir() -> Path:
     return base / "whisper-service"
 
 
+MAX_RETENTION_SECONDS = 10 * 365 * 24 * 3600
+"""The longest a finished task may be kept before it is deleted, server-wide or per task (ten years)."""
+
 DATABASE_DRIVERS = ("sqlite+aiosqlite", "mysql+asyncmy", "postgresql+asyncpg")
 """The async drivers the service runs on."""
 _DATABASE_HINT = (
@@ -316,6 +319,13 @@ class Settings(BaseSettings):
         30.0, ge=0, description="On SIGTERM, how long running tasks may finish before they are given back."
     )
     max_attempts: int = Field(3, ge=1, le=100, description="Runs a task may start before it is failed.")
+    retention_seconds: int = Field(
+        0,
+        ge=0,
+        le=MAX_RETENTION_SECONDS,
+        description="Delete finished tasks (completed, failed, cancelled) with everything they own this many seconds "
+        "after they finish; 0 keeps them until deleted. A task may ask for less (`delete_after_seconds`), not more.",
+    )
     webhook_secret: SecretStr | None = Field(
         None,
         description="`whsec_...` secret that signs callbacks (Standard Webhooks); unset: a secret generated once for "

@@ -286,6 +286,7 @@ async def complete_task(
             transcript=transcript
             or Transcript(text="x", language="en", language_probability=1.0, duration=1.0, segments=[]),
             callback_url=claimed.callback_url,
+            keep_seconds=claimed.delete_after_seconds,
         )
 
 

@@ -25,7 +25,7 @@ from app.db.retry import is_transient
 from app.errors import AppError, LeaseLost, TaskCancelled, TaskDeleted, TranscriptionInterrupted
 from app.schemas.tasks import DecodeOptions, TaskStatus, TaskType
 from app.schemas.transcript import Segment, Transcript
-from app.services import media, queue, workers
+from app.services import media, queue, retention, workers
 from app.services import tasks as task_service
 from app.services.queue import Lease
 from app.services.webhooks import WebhookDispatcher
@@ -55,6 +55,7 @@ class _Run:
     lease: Lease
     duration: float | None
     callback_url: str | None
+    keep_seconds: int | None  # the task's delete_after_seconds
     stop: threading.Event = field(default_factory=threading.Event)
     stop_reason: type[Exception] | None = None
     segments: list[Segment] = field(default_factory=list)  # appended by the engine thread
@@ -206,8 +207,9 @@ class Worker:
             log.exception("worker %s: recording the stop failed", self.worker_id)
 
     async def _housekeeping(self, stop: asyncio.Event) -> None:
-        """Every `reap_seconds`: requeue expired leases (anyone's), unload idle models, refresh this worker's
-        record. Each step fails alone: a broken one never stops the others."""
+        """Every `reap_seconds`: requeue expired leases (anyone's), delete tasks past their retention (when it is
+        this worker's turn, for at most half the period), unload idle models, refresh this worker's record. Each
+        step fails alone: a broken one never stops the others."""
         while not stop.is_set():
             try:
                 async with self.sessions() as session:
@@ -215,6 +217,19 @@ class Worker:
                         log.warning("requeued or failed %d tasks whose lease expired", count)
             except Exception:
                 log.exception("requeuing expired leases failed; retrying")
+            try:
+                async with self.sessions() as session:
+                    purged = await retention.purge(
+                        session=session,
+                        holder=self.worker_id,
+                        retention_seconds=self.settings.retention_seconds,
+                        lease_seconds=self.settings.lease_seconds,
+                        budget_seconds=self.settings.reap_seconds / 2,
+                    )
+                if purged:
+                    log.info("deleted %d finished tasks past their retention", purged)
+            except Exception:
+                log.exception("deleting tasks past their retention failed; retrying")
             try:
                 await self._in_thread(self.engine.unload_idle)
             except Exception:
@@ -234,7 +249,7 @@ class Worker:
     async def _execute(self, task: Task) -> None:
         assert task.lease_token is not None
         logs.task_id.set(task.id)  # this asyncio task's own context: its lines, threads and reporter carry the id
-        run = _Run(Lease(task.id, task.lease_token), task.media_duration, task.callback_url)
+        run = _Run(Lease(task.id, task.lease_token), task.media_duration, task.callback_url, task.delete_after_seconds)
         self._runs[task.id] = run
         started = time.monotonic()
         reporter = asyncio.create_task(self._report(run))
@@ -273,6 +288,7 @@ class Worker:
                     transcript=transcript,
                     processing_seconds=time.monotonic() - started,
                     callback_url=run.callback_url,
+                    keep_seconds=run.keep_seconds,
                     reused_from=reused_from,
                 )
             if done is TaskStatus.completed:
@@ -320,6 +336,7 @@ class Worker:
                     message=message,
                     processing_seconds=elapsed,
                     callback_url=run.callback_url,
+                    keep_seconds=run.keep_seconds,
                 )
         except Exception:
             log.exception("task %s: recording the outcome failed; the lease will expire", run.lease.task_id)

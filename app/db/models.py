@@ -95,6 +95,10 @@ class Task(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     processing_seconds: Mapped[float | None] = mapped_column(Double)
+    # How long the task is kept once it finishes, decided at creation: its own `delete_after_seconds`, else the
+    # server's retention then; null: until deleted. `delete_at` is set from it when the task finishes.
+    delete_after_seconds: Mapped[int | None] = mapped_column(Integer)
+    delete_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (
         # The claim query: WHERE status='queued' AND run_at <= now ORDER BY priority, run_at, id.
@@ -108,6 +112,9 @@ class Task(Base):
         # Event streams: what finished since the previous poll, per owner or for an admin.
         Index("ix_tasks_owner_finished", "owner", "finished_at"),
         Index("ix_tasks_finished", "finished_at"),  # set once at creation: no cost on status changes
+        # Retention: tasks due for deletion (delete_at <= now), and finished ones with no deletion time yet
+        # (delete_at IS NULL AND finished_at <= now), each a range of this index.
+        Index("ix_tasks_delete_at", "delete_at", "finished_at"),
         UniqueConstraint("owner", "idempotency_key", name="uq_tasks_owner_idempotency_key"),
         Index("ix_tasks_number", "number", unique=True),
         MYSQL_TABLE,
@@ -115,8 +122,10 @@ class Task(Base):
 
 
 class TaskNumber(Base):
-    """Hands out task numbers: the database's auto-increment, one row per task ever created (deleted ones too), so
-    a number is given once, in order, across every API node (AUTOINCREMENT on SQLite never reuses one either)."""
+    """Hands out task numbers: the database's auto-increment, one row per task, so a number is given once, in order,
+    across every API node. A deleted task's row goes with it (retention would otherwise grow this table without
+    end): the counter never goes back (SQLite's AUTOINCREMENT, PostgreSQL's sequence, and InnoDB's counter, which
+    MySQL 8 and MariaDB 10.2.4+ keep across restarts), so no number is given twice."""
 
     __tablename__ = "task_numbers"
 
@@ -294,6 +303,19 @@ class ClusterSetting(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class Chore(Base):
+    """Cluster-wide work that one worker at a time does (deleting tasks past their retention): who holds it, until
+    when (a holder that dies loses it then), and how many items it has done in all."""
+
+    __tablename__ = "chores"
+    __table_args__ = MYSQL_TABLE
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(255))
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    done: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
 # Core tables, for statements that need no ORM bookkeeping (the queue's fenced updates, bulk deletes).
 TASKS = cast(Table, Task.__table__)
 MEDIA_CHUNKS = cast(Table, MediaChunk.__table__)
@@ -303,6 +325,8 @@ WEBHOOK_OUTBOX = cast(Table, WebhookEvent.__table__)
 WEBHOOK_ATTEMPTS = cast(Table, WebhookAttempt.__table__)
 API_KEYS = cast(Table, ApiKey.__table__)
 CLUSTER_SETTINGS = cast(Table, ClusterSetting.__table__)
+CHORES = cast(Table, Chore.__table__)
+TASK_DELETIONS = cast(Table, TaskDeletion.__table__)
 
 TASK_NUMBERS = cast(Table, TaskNumber.__table__)
 

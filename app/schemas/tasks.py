@@ -21,7 +21,7 @@ from pydantic import (
 
 from app.languages import language_code
 from app.schemas.transcript import Transcript
-from app.settings import check_webhook_secret
+from app.settings import MAX_RETENTION_SECONDS, check_webhook_secret
 
 if TYPE_CHECKING:
     from app.db.models import Task
@@ -304,6 +304,15 @@ class TaskCreate(DecodeOptions):
         description="Fetch the media from this http(s) URL instead of an upload.",
         examples=["https://example.com/talk.mp3"],
     )
+    delete_after_seconds: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_RETENTION_SECONDS,
+        description="Delete the task with its media, result, summaries and callback log this many seconds after it "
+        "finishes (completed, failed or cancelled). Default: the server's WHISPER_RETENTION_SECONDS (unset: kept "
+        "until deleted); when the server has one, a task may ask for less, not more.",
+        examples=[86400],
+    )
 
     @field_validator("language", mode="before")
     @classmethod
@@ -372,6 +381,10 @@ class TaskSummary(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     processing_seconds: float | None = Field(description="Wall time the worker spent, in seconds.")
+    delete_at: datetime | None = Field(
+        description="When the finished task and everything it owns will be deleted; null while it is unfinished, or "
+        "when it is kept until deleted."
+    )
 
     @staticmethod
     def fields_of(task: Task) -> dict[str, Any]:
@@ -396,6 +409,7 @@ class TaskSummary(BaseModel):
             "started_at": task.started_at,
             "finished_at": task.finished_at,
             "processing_seconds": task.processing_seconds,
+            "delete_at": task.delete_at,
         }
 
     @classmethod
@@ -421,6 +435,13 @@ class TaskDetail(TaskSummary):
     reused_from: str | None = Field(
         None, description="The earlier identical task whose result this task reused (dedupe), if any."
     )
+    delete_after_seconds: int | None = Field(
+        None,
+        description="Seconds the task is kept once it finishes, fixed at creation: its own `delete_after_seconds`, "
+        "else WHISPER_RETENTION_SECONDS as it was then (null: none then; a retention set since applies when it "
+        "finishes).",
+        examples=[86400],
+    )
     result: Transcript | None = Field(None, description="The transcript, once completed.")
 
     @classmethod
@@ -433,6 +454,7 @@ class TaskDetail(TaskSummary):
             callback_url=task.callback_url,
             callback_payload=task.callback_payload or CallbackPayload.event.value,
             reused_from=task.reused_from,
+            delete_after_seconds=task.delete_after_seconds,
             result=result,
         )
 

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import Task
-from app.errors import RateLimited
+from app.errors import InvalidInput, RateLimited
 from app.schemas.tasks import ChineseScript, TaskCreate, TaskStatus
 from app.services.catalog import check_model, offered_models
 from app.services.outbound import check_on_face
@@ -27,6 +27,9 @@ class Admission:
     language: str | None
     platform: str | None
     max_concurrent_tasks: int
+    delete_after_seconds: int | None
+    """How long the task is kept once it finishes: the request's value, else the server's retention; None: until
+    deleted."""
 
 
 TRADITIONAL_SCRIPTS = frozenset({ChineseScript.traditional, ChineseScript.taiwan, ChineseScript.hongkong})
@@ -60,6 +63,13 @@ def admit(
     for url in (task_in.file_url, task_in.callback_url):
         if url:
             check_on_face(url, allowlist=settings.allowed_hosts)
+    retention = settings.retention_seconds
+    if retention and task_in.delete_after_seconds and task_in.delete_after_seconds > retention:
+        raise InvalidInput(
+            f"delete_after_seconds may be at most {retention}: this server deletes finished tasks after {retention} s "
+            "(WHISPER_RETENTION_SECONDS), and a task may be kept for less, not longer.",
+            field="delete_after_seconds",
+        )
     platform = task_in.platform or (detect_platform(task_in.file_url) if task_in.file_url else None)
     return Admission(
         task_in=task_in,
@@ -68,6 +78,7 @@ def admit(
         language=language,
         platform=platform,
         max_concurrent_tasks=settings.max_concurrent_tasks,
+        delete_after_seconds=task_in.delete_after_seconds or retention or None,
     )
 
 

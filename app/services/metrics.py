@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.db.models import Task, WebhookAttempt, WorkerRecord
 from app.db.types import utcnow
 from app.schemas.tasks import Priority, TaskStatus
+from app.services import chores
 from app.services.workers import is_alive
 
 DURATION_BUCKETS = (1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
@@ -116,6 +117,13 @@ async def cluster_families(session: AsyncSession, *, reap_seconds: float) -> lis
     families += [tasks, depth, age]
 
     families += await _finished_task_families(session)
+    purged = CounterMetricFamily(
+        "whisper_tasks_purged",
+        "Finished tasks deleted with everything they owned once their retention passed (WHISPER_RETENTION_SECONDS "
+        "or their own delete_after_seconds).",
+    )
+    purged.add_metric([], await chores.done(session=session, chore=chores.RETENTION))
+    families.append(purged)
     families += await _worker_families(session, now=now, reap_seconds=reap_seconds)
     families.append(await _webhook_family(session))
     await session.commit()

@@ -113,8 +113,21 @@ async def _update_held(session: AsyncSession, lease: Lease, *where: ColumnElemen
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
-def _lease_ended(status: TaskStatus) -> dict[str, object]:
-    return {"status": status.value, "finished_at": utcnow(), "lease_token": None, "lease_expires_at": None}
+def deletion_time(finished_at: datetime, keep_seconds: int | None) -> datetime | None:
+    """When a task that finished at `finished_at` is deleted: `keep_seconds` (its `delete_after_seconds`) later, or
+    never (None)."""
+    return finished_at + timedelta(seconds=keep_seconds) if keep_seconds else None
+
+
+def _lease_ended(status: TaskStatus, keep_seconds: int | None) -> dict[str, object]:
+    now = utcnow()
+    return {
+        "status": status.value,
+        "finished_at": now,
+        "delete_at": deletion_time(now, keep_seconds),
+        "lease_token": None,
+        "lease_expires_at": None,
+    }
 
 
 async def heartbeat(
@@ -203,14 +216,16 @@ async def complete(
     transcript: Transcript,
     processing_seconds: float,
     callback_url: str | None,
+    keep_seconds: int | None,
     reused_from: str | None = None,
 ) -> TaskStatus | None:
     """Store the result and mark the task completed, only if the lease is still ours; returns the status it ended
     with: completed, cancelled (a cancel was requested meanwhile: the result is dropped) or None (not ours).
 
-    The result row, the media cleanup and the webhook event (when `callback_url`) commit together. `reused_from`
-    names the completed task whose result this is (deduplication). Transient errors are retried; a completion that
-    committed before its connection dropped is recognised by its lease token (kept on the completed task).
+    The result row, the media cleanup and the webhook event (when `callback_url`) commit together. `keep_seconds`
+    is the task's `delete_after_seconds` (when it is deleted, counted from now). `reused_from` names the completed
+    task whose result this is (deduplication). Transient errors are retried; a completion that committed before its
+    connection dropped is recognised by its lease token (kept on the completed task).
     """
 
     async def attempt(number: int) -> TaskStatus | None:
@@ -226,7 +241,9 @@ async def complete(
             if mine:
                 log.warning("task %s: completion committed before the connection dropped; kept", lease.task_id)
                 return TaskStatus.completed
-        return await _complete_once(session, lease, transcript, processing_seconds, callback_url, reused_from)
+        return await _complete_once(
+            session, lease, transcript, processing_seconds, callback_url, keep_seconds, reused_from
+        )
 
     return await retrying(session, attempt)
 
@@ -237,6 +254,7 @@ async def _complete_once(
     transcript: Transcript,
     processing_seconds: float,
     callback_url: str | None,
+    keep_seconds: int | None,
     reused_from: str | None,
 ) -> TaskStatus | None:
     async with session.begin():
@@ -246,7 +264,7 @@ async def _complete_once(
             TASKS.c.cancel_requested.is_(False),
             # The token stays as the mark of the run that completed it, so that run's retry can recognise its own
             # commit; it fences nothing any more, as every write under a lease also needs status `running`.
-            **{**_lease_ended(TaskStatus.completed), "lease_token": lease.token},
+            **{**_lease_ended(TaskStatus.completed, keep_seconds), "lease_token": lease.token},
             progress=100,
             processing_seconds=processing_seconds,
             language=transcript.language,
@@ -263,6 +281,7 @@ async def _complete_once(
                 message=None,
                 processing_seconds=processing_seconds,
                 callback_url=callback_url,
+                keep_seconds=keep_seconds,
             )
             return TaskStatus.cancelled if cancelled else None
         await session.execute(insert(TASK_RESULTS).values(task_id=lease.task_id, **result_columns(transcript)))
@@ -288,8 +307,10 @@ async def finish_unsuccessfully(
     message: str | None,
     processing_seconds: float | None,
     callback_url: str | None,
+    keep_seconds: int | None,
 ) -> bool:
-    """Mark the task failed or cancelled (only if the lease is still ours), drop its media, queue its event."""
+    """Mark the task failed or cancelled (only if the lease is still ours), drop its media, queue its event;
+    `keep_seconds` as for `complete`."""
     async with session.begin():
         return await _end_unsuccessfully(
             session,
@@ -299,6 +320,7 @@ async def finish_unsuccessfully(
             message=message,
             processing_seconds=processing_seconds,
             callback_url=callback_url,
+            keep_seconds=keep_seconds,
         )
 
 
@@ -311,13 +333,14 @@ async def _end_unsuccessfully(
     message: str | None,
     processing_seconds: float | None,
     callback_url: str | None,
+    keep_seconds: int | None,
 ) -> bool:
     """finish_unsuccessfully's work inside the caller's transaction."""
     done = await _update_held(
         session,
         lease,
         *where,
-        **_lease_ended(status),
+        **_lease_ended(status, keep_seconds),
         error_type=error_type,
         error_message=message,
         processing_seconds=processing_seconds,
@@ -368,11 +391,12 @@ def requeue_delay(attempts: int) -> float:
 
 def _reaped(task: Task, now: datetime) -> tuple[TaskStatus, dict[str, object]]:
     """What becomes of a task whose lease expired: cancelled, failed (out of attempts) or queued again."""
+    finished: dict[str, object] = {"finished_at": now, "delete_at": deletion_time(now, task.delete_after_seconds)}
     if task.cancel_requested:
-        return TaskStatus.cancelled, {"finished_at": now}
+        return TaskStatus.cancelled, finished
     if task.attempts >= task.max_attempts:
         return TaskStatus.failed, {
-            "finished_at": now,
+            **finished,
             "error_type": LeaseExpired.__name__,
             "error_message": f"The worker running this task stopped responding {task.attempts} times; giving up.",
         }

@@ -8,15 +8,16 @@ import hashlib
 import json
 import unicodedata
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, delete, func, or_, select
+from sqlalchemy import Select, delete, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.models import Task, TaskDeletion, TaskResult
+from app.db.models import MEDIA_CHUNKS, TASK_DELETIONS, TASK_NUMBERS, TASK_RESULTS, TASKS, Task, TaskResult
 from app.db.retry import retry_transient
 from app.db.types import utcnow
 from app.errors import IdempotencyKeyReused, InvalidInput, TaskAlreadyFinished, TaskNotFinished, TaskNotFound
@@ -107,6 +108,7 @@ async def create_task(
         compat_meta=compat_meta,
         content_hash=key,
         created_at=now,
+        delete_after_seconds=admission.delete_after_seconds,
     )
     try:
         session.add(task)
@@ -165,6 +167,7 @@ async def _complete_from(session: AsyncSession, task: Task, twin_id: str, transc
     task.progress = 100
     task.language = transcript.language
     task.started_at = task.finished_at = now
+    task.delete_at = queue.deletion_time(now, task.delete_after_seconds)
     task.processing_seconds = 0.0
     task.reused_from = twin_id
     session.add(TaskResult(task_id=task.id, **queue.result_columns(transcript)))
@@ -213,9 +216,10 @@ def _clean_filename(name: str | None) -> str | None:
     return name or None
 
 
-async def get_task(*, session: AsyncSession, task_id: str, owner: str | None) -> Task:
-    """The task, if it exists and `owner` may see it (None sees all)."""
-    task = await session.get(Task, task_id, populate_existing=True)
+async def get_task(*, session: AsyncSession, task_id: str, owner: str | None, lock: bool = False) -> Task:
+    """The task, if it exists and `owner` may see it (None sees all); `lock`: its row locked until the transaction
+    ends (SELECT ... FOR UPDATE)."""
+    task = await session.get(Task, task_id, populate_existing=True, with_for_update=lock)
     if task is None or (owner is not None and task.owner != owner):
         raise TaskNotFound(f"No task with id {task_id!r}.")
     return task
@@ -367,6 +371,7 @@ async def cancel_task(*, session: AsyncSession, task_id: str, owner: str | None)
     if task.status == TaskStatus.queued:
         task.status = TaskStatus.cancelled.value
         task.finished_at = utcnow()
+        task.delete_at = queue.deletion_time(task.finished_at, task.delete_after_seconds)
         task.lease_token = None
         await media.delete_media(session=session, task_id=task.id)
         await outbox.record_event(
@@ -383,13 +388,25 @@ DELETIONS_KEPT = timedelta(minutes=10)
 
 
 async def delete_task(*, session: AsyncSession, task_id: str, owner: str | None) -> None:
-    """Remove a task with its media and result; a running task loses its lease and stops; commits."""
-    task = await get_task(session=session, task_id=task_id, owner=owner)
-    await media.delete_media(session=session, task_id=task.id)
-    await session.execute(delete(TaskResult).where(TaskResult.task_id == task.id))
-    # A tombstone for event streams (which follow only unfinished and recently finished tasks); old ones go.
-    now = utcnow()
-    await session.execute(delete(TaskDeletion).where(TaskDeletion.deleted_at < now - DELETIONS_KEPT))
-    await session.merge(TaskDeletion(task_id=task.id, owner=task.owner, deleted_at=now))
-    await session.delete(task)
+    """Remove a task with everything it owns (`remove_tasks`); a running task loses its lease and stops; commits."""
+    task = await get_task(session=session, task_id=task_id, owner=owner, lock=True)
+    await remove_tasks(session=session, tasks=[(task.id, task.owner)])
     await session.commit()
+
+
+async def remove_tasks(*, session: AsyncSession, tasks: Sequence[tuple[str, str]]) -> None:
+    """Delete tasks, given as (id, owner), with everything they own, part of the caller's transaction, which holds
+    their rows locked (so each is removed, and its tombstone written, by one transaction): media, result and number
+    row here; partials, summaries, webhook events and their attempts through the database's ON DELETE CASCADE. Each
+    leaves a tombstone for event streams."""
+    ids = [task_id for task_id, _ in tasks]
+    await session.execute(delete(MEDIA_CHUNKS).where(MEDIA_CHUNKS.c.task_id.in_(ids)))
+    await session.execute(delete(TASK_RESULTS).where(TASK_RESULTS.c.task_id.in_(ids)))
+    # Tombstones, for event streams (which follow only unfinished and recently finished tasks); old ones go.
+    now = utcnow()
+    await session.execute(delete(TASK_DELETIONS).where(TASK_DELETIONS.c.deleted_at < now - DELETIONS_KEPT))
+    await session.execute(
+        insert(TASK_DELETIONS), [{"task_id": task_id, "owner": owner, "deleted_at": now} for task_id, owner in tasks]
+    )
+    await session.execute(delete(TASK_NUMBERS).where(TASK_NUMBERS.c.task_id.in_(ids)))
+    await session.execute(delete(TASKS).where(TASKS.c.id.in_(ids)))

@@ -120,6 +120,7 @@ async def test_completion_survives_a_cut_connection(
             transcript=TRANSCRIPT,
             processing_seconds=1,
             callback_url=task.callback_url,
+            keep_seconds=task.delete_after_seconds,
         )
     assert_cut(proxy, at, caplog)
     assert done, "the worker is told its completion counted (not that its lease was lost)"

@@ -26,6 +26,7 @@ async def test_schema_is_at_head_and_matches_the_models(db_url: str) -> None:
         assert tables == [
             "alembic_version",
             "api_keys",
+            "chores",
             "cluster_settings",
             "media_chunks",
             "task_deletions",

@@ -86,6 +86,7 @@ async def test_completion_is_fenced_by_the_token(db: Sessions, task_factory: Fac
             transcript=TRANSCRIPT,
             processing_seconds=1,
             callback_url=None,
+            keep_seconds=None,
         )
     assert (await load(db, task.id)).status == "running"
     async with db() as session:
@@ -95,6 +96,7 @@ async def test_completion_is_fenced_by_the_token(db: Sessions, task_factory: Fac
             transcript=TRANSCRIPT,
             processing_seconds=1.5,
             callback_url=None,
+            keep_seconds=None,
         )
     stored = await load(db, task.id)
     assert stored.status == "completed" and stored.progress == 100 and stored.processing_seconds == 1.5
@@ -109,6 +111,7 @@ async def test_completion_is_fenced_by_the_token(db: Sessions, task_factory: Fac
             transcript=TRANSCRIPT,
             processing_seconds=9,
             callback_url=None,
+            keep_seconds=None,
         )
 
 
@@ -155,6 +158,7 @@ async def test_deleting_a_running_task_takes_its_lease(db: Sessions, task_factor
             transcript=TRANSCRIPT,
             processing_seconds=1,
             callback_url=None,
+            keep_seconds=None,
         )
     async with db() as session:
         assert await session.get(Task, task.id) is None
@@ -185,6 +189,7 @@ async def test_reaper_requeues_with_backoff_then_fails(db: Sessions, task_factor
             transcript=TRANSCRIPT,
             processing_seconds=1,
             callback_url=None,
+            keep_seconds=None,
         )
     async with db() as session, session.begin():
         await session.execute(update(Task).values(lease_expires_at=past))
@@ -223,6 +228,7 @@ async def test_failure_is_recorded(db: Sessions, task_factory: Factory) -> None:
             message="damaged",
             processing_seconds=0.5,
             callback_url=None,
+            keep_seconds=None,
         )
     async with db() as session:
         stored = (await session.scalars(select(Task).where(Task.id == task.id))).one()
@@ -243,6 +249,7 @@ async def test_a_completion_after_a_cancel_request_ends_cancelled(db: Sessions, 
             transcript=TRANSCRIPT,
             processing_seconds=1,
             callback_url=task.callback_url,
+            keep_seconds=task.delete_after_seconds,
         )
     assert outcome is TaskStatus.cancelled
     stored = await load(db, task.id)

@@ -30,7 +30,7 @@ from app.services.admission import admit
 from app.services.auth import Principal
 from app.services.catalog import offered_models
 from app.services.openai_format import MEDIA_TYPES, ResponseFormat, json_body, render_text, verbose_json
-from app.settings import Settings
+from app.settings import MAX_RETENTION_SECONDS, Settings
 
 log = logging.getLogger(__name__)
 WAIT_POLL_SECONDS = 0.05
@@ -151,6 +151,17 @@ DedupeField = Annotated[
         examples=[True],
     ),
 ]
+DeleteAfterField = Annotated[
+    int | None,
+    Form(
+        ge=1,
+        le=MAX_RETENTION_SECONDS,
+        description="Extension (pass with the SDK's `extra_body`): delete the task behind this request, with its "
+        "transcript, this many seconds after it finishes; default: the server's WHISPER_RETENTION_SECONDS, and at "
+        "most that when it is set.",
+        examples=[3600],
+    ),
+]
 
 ChineseScriptField = Annotated[
     ChineseScript | None,
@@ -178,6 +189,7 @@ async def _transcribe(
     granularities: list[str] | None,
     stream: bool,
     dedupe: bool,
+    delete_after_seconds: int | None,
     chinese_script: ChineseScript | None = None,
 ) -> Response:
     sessions: async_sessionmaker[AsyncSession] = request.app.state.sessions
@@ -194,6 +206,7 @@ async def _transcribe(
             temperature=temperature if temperature > 0 else [0.0, 0.2, 0.4, 0.6, 0.8, 1.0],
             word_timestamps="word" in wanted,
             dedupe=dedupe,
+            delete_after_seconds=delete_after_seconds,
             **({"chinese_script": chinese_script} if chinese_script else {}),
             # Streaming decodes one window per batch, so text arrives as it is decoded (a batch of 8 would hand over
             # up to 4 minutes at once); windows are decoded independently, so the text is the same.
@@ -275,6 +288,7 @@ async def create_transcription(
     timestamp_granularities: Granularities = None,
     stream: StreamField = False,
     dedupe: DedupeField = True,
+    delete_after_seconds: DeleteAfterField = None,
     task: TaskField = TaskType.transcribe,
     chinese_script: ChineseScriptField = None,
 ) -> Response:
@@ -293,6 +307,7 @@ async def create_transcription(
         granularities=timestamp_granularities,
         stream=stream,
         dedupe=dedupe,
+        delete_after_seconds=delete_after_seconds,
         chinese_script=chinese_script,
     )
 
@@ -317,6 +332,7 @@ async def create_translation(
     response_format: FormatField = ResponseFormat.json,
     temperature: TemperatureField = 0.0,
     dedupe: DedupeField = True,
+    delete_after_seconds: DeleteAfterField = None,
 ) -> Response:
     """Translate to English."""
     return await _transcribe(
@@ -333,6 +349,7 @@ async def create_translation(
         granularities=None,
         stream=False,
         dedupe=dedupe,
+        delete_after_seconds=delete_after_seconds,
     )
 
 
