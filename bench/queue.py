@@ -1,7 +1,7 @@
-"""Queue throughput and query latency on SQLite and MariaDB.
+"""Queue throughput and query latency on SQLite, MariaDB and PostgreSQL.
 
-    python -m bench.queue [--mysql mysql+asyncmy://root@127.0.0.1:3306/test] [--tasks 2000] [--big 100000]
-                          [--backlog 40000]
+    python -m bench.queue [--only sqlite|mariadb|postgresql] [--tasks 2000] [--big 100000] [--backlog 40000]
+                          [--mysql ADMIN_URL] [--postgres ADMIN_URL]
 
 For each database, on a fresh schema:
 - enqueue/s: 8 concurrent producers create tasks through the task service (row + one media chunk);
@@ -28,10 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import insert
-from sqlalchemy.engine import make_url
 
 from app.db.engine import create_engine, session_factory
-from app.db.migrate import upgrade_to_head
 from app.db.models import TASK_RESULTS, Task, take_numbers
 from app.schemas.tasks import Priority, TaskCreate, TaskStatus
 from app.schemas.transcript import Transcript
@@ -40,6 +38,7 @@ from app.services.admission import admit
 from app.services.media import DecodedMedia
 from app.services.tasks import TaskFilters
 from app.settings import Settings
+from bench.databases import KINDS, SERVER_URLS, drop_database, fresh_database
 
 WORKERS = 8
 PRODUCERS = 8
@@ -50,30 +49,6 @@ TRANSCRIPT = Transcript(text="x", language="en", language_probability=1.0, durat
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-async def fresh_database(kind: str, mysql_url: str) -> str:
-    if kind == "sqlite":
-        url = f"sqlite+aiosqlite:///{tempfile.mkdtemp(prefix='bench-queue-')}/queue.db"
-    else:
-        name = f"ws_bench_{uuid.uuid4().hex[:8]}"
-        server = create_engine(mysql_url)
-        async with server.begin() as conn:
-            await conn.exec_driver_sql(f"CREATE DATABASE {name} CHARACTER SET utf8mb4")
-        await server.dispose()
-        url = make_url(mysql_url).set(database=name).render_as_string(hide_password=False)
-    engine = create_engine(url)
-    await upgrade_to_head(engine)
-    await engine.dispose()
-    return url
-
-
-async def drop_database(url: str, mysql_url: str) -> None:
-    if url.startswith("mysql"):
-        server = create_engine(mysql_url)
-        async with server.begin() as conn:
-            await conn.exec_driver_sql(f"DROP DATABASE {make_url(url).database}")
-        await server.dispose()
 
 
 async def enqueue(url: str, count: int) -> float:
@@ -199,7 +174,7 @@ async def fill(url: str, count: int) -> None:
     statuses = [TaskStatus.queued, TaskStatus.completed, TaskStatus.failed, TaskStatus.running]
     async with engine.begin() as conn:
         for start in range(0, count, 5000):
-            rows = []
+            rows: list[dict[str, Any]] = []
             for i in range(start, min(count, start + 5000)):
                 status = statuses[i % 7 % 4] if i % 2 else TaskStatus.queued
                 rows.append(
@@ -315,7 +290,7 @@ async def latencies(url: str) -> dict[str, tuple[float, float]]:
 
 
 async def bench(kind: str, args: argparse.Namespace) -> None:
-    url = await fresh_database(kind, args.mysql)
+    url = await fresh_database(kind, {"mariadb": args.mysql, "postgresql": args.postgres}.get(kind))
     try:
         enqueue_rate = await enqueue(url, args.tasks)
         rate, drained = claim_complete(url)
@@ -337,12 +312,13 @@ async def bench(kind: str, args: argparse.Namespace) -> None:
         rate = purged / seconds
         print(f"retention purge: {purged:,} tasks in {seconds:.1f} s ({rate:.0f}/s, {retention.BATCH} a batch)")
     finally:
-        await drop_database(url, args.mysql)
+        await drop_database(url, {"mariadb": args.mysql, "postgresql": args.postgres}.get(kind))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--mysql", default="mysql+asyncmy://root@127.0.0.1:3306/test")
+    parser.add_argument("--mysql", default=SERVER_URLS["mariadb"], help="administrator URL of the MariaDB server")
+    parser.add_argument("--postgres", default=SERVER_URLS["postgresql"], help="administrator URL of PostgreSQL")
     parser.add_argument("--tasks", type=int, default=2000)
     parser.add_argument("--big", type=int, default=100_000)
     parser.add_argument(
@@ -351,9 +327,9 @@ def main() -> None:
         default=40_000,
         help="queued tasks for the claims during the purge (enough to outlast it)",
     )
-    parser.add_argument("--only", choices=["sqlite", "mariadb"])
+    parser.add_argument("--only", choices=KINDS)
     args = parser.parse_args()
-    for kind in ("sqlite", "mariadb"):
+    for kind in KINDS:
         if args.only in (None, kind):
             asyncio.run(bench(kind, args))
 
