@@ -675,7 +675,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", choices=["mariadb", "postgresql"], default="mariadb")
     parser.add_argument("--short", action="store_true", help="300 tasks, about 2 minutes, no server restart")
-    parser.add_argument("--real", action="store_true", help="the bundled model on the shared clips (40 tasks)")
+    parser.add_argument(
+        "--real", action="store_true", help="the bundled model on the shared English clips (40 tasks unless --tasks)"
+    )
     parser.add_argument("--tasks", type=int)
     parser.add_argument("--db-restarts", type=int)
     parser.add_argument("--seed", type=int, default=15)

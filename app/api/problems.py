@@ -15,7 +15,7 @@ from starlette.routing import Match
 
 from app.api.limits import body_error
 from app.db.retry import is_transient
-from app.errors import AppError
+from app.errors import AppError, InvalidInput
 
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
@@ -82,7 +82,14 @@ def _allowed_methods(request: Request) -> str:
     return ", ".join(sorted(literal or probed))
 
 
+NUL_STATES = frozenset({"22021", "22P05"})
+"""PostgreSQL refusing text it cannot store (a NUL character): the request's fault, not the server's."""
+
+
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    if getattr(getattr(exc, "orig", None), "sqlstate", None) in NUL_STATES:
+        detail = "The request contains a NUL character (\\u0000, %00), which no field may hold; remove it."
+        return await _app_error(request, InvalidInput(detail))
     if is_transient(exc):
         log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
         response = problem(

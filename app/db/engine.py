@@ -41,7 +41,11 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         kwargs.setdefault("pool_recycle", 3600)
         kwargs.setdefault("isolation_level", "READ COMMITTED")
         settings = {"idle_in_transaction_session_timeout": str(IDLE_TRANSACTION_SECONDS * 1000)}
-        engine = create_async_engine(url, connect_args={"server_settings": settings}, **kwargs)
+        connect: dict[str, Any] = {"server_settings": settings}
+        if "sslmode" in parsed.query:  # libpq's name, as managed providers write it; asyncpg's is `ssl`
+            connect["ssl"] = parsed.query["sslmode"]
+            url = parsed.difference_update_query(["sslmode"]).render_as_string(hide_password=False)
+        engine = create_async_engine(url, connect_args=connect, **kwargs)
         _configure_postgresql(engine)
         return engine
     return create_async_engine(url, **kwargs)

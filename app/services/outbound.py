@@ -152,7 +152,10 @@ def pin(url: str, address: IPAddress) -> Pinned:
 
 
 def check_on_face(url: str, *, allowlist: Iterable[str] = ()) -> None:
-    """Refuse, without any DNS lookup, a URL that is not http(s) or names a non-public address or localhost."""
+    """Refuse, without any DNS lookup, a URL that is not http(s), holds control characters, or names a non-public
+    address or localhost."""
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in url):
+        raise URLNotAllowed("The URL contains control characters (such as NUL or a line break); remove them.")
     host = _host_of(url)
     allow = [entry.lower().rstrip(".") for entry in allowlist]
     if host == "localhost" or host.endswith(".localhost"):

@@ -15,10 +15,10 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, bindparam, select, update
+from sqlalchemy import ColumnElement, Select, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.models import TASKS
+from app.db.models import TASKS, WEBHOOK_OUTBOX
 from app.db.retry import retry_transient
 from app.db.types import utcnow
 from app.services import chores, queue
@@ -67,9 +67,18 @@ async def _work_waiting(*, session: AsyncSession, retention_seconds: int, now: d
     """Whether a task is due, or (with a server retention) a finished one has no deletion time: one indexed read,
     so idle workers never write to look."""
     async with session.begin():
-        if await session.scalar(select(TASKS.c.id).where(TASKS.c.delete_at <= now).limit(1)):
+        if await session.scalar(select(TASKS.c.id).where(*_due(now)).limit(1)):
             return True
         return bool(retention_seconds) and bool(await session.scalar(_unscheduled(now).limit(1)))
+
+
+def _due(now: datetime) -> tuple[ColumnElement[bool], ...]:
+    """Past its deletion time, and no webhook event of it still waiting for delivery (a receiver that is down
+    gets its retries; the task goes once each event is delivered or has failed for good)."""
+    pending = select(WEBHOOK_OUTBOX.c.id).where(
+        WEBHOOK_OUTBOX.c.task_id == TASKS.c.id, WEBHOOK_OUTBOX.c.status == "pending"
+    )
+    return TASKS.c.delete_at <= now, ~pending.exists()
 
 
 def _unscheduled(now: datetime) -> Select[Any]:
@@ -113,7 +122,7 @@ async def _delete_due(*, session: AsyncSession, holder: str, lease_seconds: floa
         due = (
             await session.execute(
                 select(TASKS.c.id, TASKS.c.owner)
-                .where(TASKS.c.delete_at <= now)
+                .where(*_due(now))
                 .order_by(TASKS.c.delete_at)
                 .limit(BATCH)
                 .with_for_update(skip_locked=True)  # a task being deleted by its owner right now is left to them

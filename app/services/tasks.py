@@ -364,8 +364,9 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
 
 
 async def cancel_task(*, session: AsyncSession, task_id: str, owner: str | None) -> Task:
-    """Cancel a queued task at once, or ask a running one to stop (its worker checks every second); commits."""
-    task = await get_task(session=session, task_id=task_id, owner=owner)
+    """Cancel a queued task at once, or ask a running one to stop (its worker checks every second); commits. The row
+    is locked first: a claim committing meanwhile must not be overwritten with `cancelled`."""
+    task = await get_task(session=session, task_id=task_id, owner=owner, lock=True)
     if task.status in FINISHED:
         raise TaskAlreadyFinished(f"Task {task.id} is already {task.status}.")
     if task.status == TaskStatus.queued:

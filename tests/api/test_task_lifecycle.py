@@ -11,9 +11,11 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.db.engine import create_engine, session_factory
 from app.db.models import MediaChunk, Task, TaskResult
 from app.errors import UnreadableMedia
 from app.settings import Settings
@@ -369,3 +371,54 @@ async def test_health_and_docs(client: httpx.AsyncClient) -> None:
             for parameter in operation.get("parameters", []):
                 example = parameter.get("examples") or parameter["schema"].get("examples")
                 assert parameter.get("description") and example, parameter["name"]
+
+
+@pytest.mark.parametrize("db_url", ["mariadb", "postgresql"], indirect=True)
+async def test_a_cancel_racing_a_claim_asks_the_running_task_to_stop(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    """A cancel that arrives while a worker's claim is committing must not overwrite the claimed task with
+    `cancelled` (its media deleted under the worker): it waits for the claim, then asks the running task to stop."""
+    created = await upload(client)
+    engine = create_engine(settings.resolved_database_url)
+    waiting = (
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+        if engine.dialect.name == "postgresql"
+        else "SELECT count(*) FROM information_schema.innodb_trx WHERE trx_state = 'LOCK WAIT'"
+    )
+    # An administrator sees who waits for a lock (MariaDB asks for the PROCESS privilege, which the test user lacks).
+    url = make_url(settings.resolved_database_url)
+    admin = f"mysql+asyncmy://root@{url.host}:{url.port}/{url.database}" if url.get_backend_name() == "mysql" else None
+    watcher = create_engine(admin or settings.resolved_database_url)
+    try:
+        async with engine.connect() as claimer, watcher.connect() as observer:
+            claim = await claimer.begin()  # a worker's claim, between its SELECT ... FOR UPDATE and its COMMIT
+            await claimer.execute(select(Task.id).where(Task.id == created["id"]).with_for_update())
+            await claimer.execute(
+                update(Task)
+                .where(Task.id == created["id"])
+                .values(status="running", lease_token="claim-token", lease_owner="a-worker", attempts=1)
+            )
+            cancel = asyncio.create_task(client.post(f"/v1/tasks/{created['id']}/cancel"))
+
+            async def blocked() -> bool:
+                return bool((await observer.exec_driver_sql(waiting)).scalar())
+
+            await wait_for(blocked, timeout=30)  # the cancel waits on the claimed row
+            await claim.commit()
+            response = await cancel
+    finally:
+        await engine.dispose()
+        await watcher.dispose()
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "running"
+    reader = create_engine(settings.resolved_database_url)
+    try:
+        async with session_factory(reader)() as session:
+            task = await session.get(Task, created["id"])
+            assert task is not None
+            assert (task.status, task.lease_token, task.cancel_requested) == ("running", "claim-token", True)
+            media = select(func.count()).select_from(MediaChunk).where(MediaChunk.task_id == task.id)
+            assert await session.scalar(media), "the claimed task keeps its media"
+    finally:
+        await reader.dispose()

@@ -124,3 +124,24 @@ async def test_a_user_with_a_password_connects(db_url: str) -> None:
             assert (await conn.exec_driver_sql("SELECT current_user")).scalar() == url.username
     finally:
         await engine.dispose()
+
+
+async def test_libpq_sslmode_in_the_url_reaches_the_driver(db_url: str) -> None:
+    """Managed PostgreSQL providers hand out URLs with `?sslmode=`; asyncpg calls it `ssl`."""
+    is_tls = "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
+    plain = create_engine(f"{db_url}?sslmode=disable")
+    try:
+        async with plain.connect() as conn:
+            assert (
+                await conn.exec_driver_sql("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+            ).scalar() is False
+    finally:
+        await plain.dispose()
+    secure = create_engine(f"{db_url}?sslmode=require")
+    try:
+        async with secure.connect() as conn:  # a server with TLS on
+            assert (await conn.exec_driver_sql(is_tls)).scalar()
+    except DBAPIError as exc:  # a server with TLS off refuses the upgrade: the option reached the driver
+        assert "SSL" in str(exc), exc
+    finally:
+        await secure.dispose()

@@ -13,9 +13,10 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.engine import create_engine, session_factory
-from app.db.models import Task, TaskDeletion, take_numbers
+from app.db.models import Task, TaskDeletion, WebhookEvent, take_numbers
 from app.db.types import utcnow
-from app.services import chores, queue, retention
+from app.schemas.tasks import TaskStatus
+from app.services import chores, outbox, queue, retention
 
 Sessions = async_sessionmaker[AsyncSession]
 Factory = Callable[..., Awaitable[Task]]
@@ -142,3 +143,21 @@ async def test_a_task_the_reaper_gives_up_on_gets_its_deletion_time(db: Sessions
         failed = await session.get(Task, task.id)
     assert failed is not None and failed.status == "failed" and failed.finished_at is not None
     assert failed.delete_at == failed.finished_at + timedelta(seconds=60)
+
+
+async def test_a_task_whose_webhook_event_is_still_being_retried_waits_for_it(db: Sessions) -> None:
+    """A receiver that is down gets its retries: the task goes once its event is delivered or has failed for good."""
+    past = utcnow() - timedelta(seconds=1)
+    waiting, done = await finished_tasks(db, 2, delete_at=past, callback_url="https://example.com/hook")
+    async with db() as session, session.begin():
+        for task_id in (waiting, done):
+            await outbox.record_event(
+                session=session, task_id=task_id, status=TaskStatus.completed, callback_url="https://example.com/hook"
+            )
+        await session.execute(update(WebhookEvent).where(WebhookEvent.task_id == done).values(status="delivered"))
+    assert await purge(db, "w") == 1
+    assert await remaining(db) == {waiting}
+    async with db() as session, session.begin():
+        await session.execute(update(WebhookEvent).where(WebhookEvent.task_id == waiting).values(status="failed"))
+    assert await purge(db, "w") == 1
+    assert await remaining(db) == set()
